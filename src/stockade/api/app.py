@@ -1,0 +1,88 @@
+"""create_app: the ASGI control plane, wired once from settings (or injected parts in tests)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stockade.api.context import transaction_id
+from stockade.api.middleware import ApiMiddleware
+from stockade.api.problems import error_response
+from stockade.api.routes import all_routes
+from stockade.config import Settings
+from stockade.domain import Clock, SystemClock
+from stockade.errors import NotFoundError, PlatformError
+from stockade.services import ActionRunner, Services, build_services
+from stockade.store import Store, open_store
+
+__all__ = ["Platform", "create_app"]
+
+ROUTE_NOT_FOUND = "The requested resource could not be found."
+
+
+@dataclass(slots=True)
+class Platform:
+    """The parts ``create_app`` wires; tests may pass their own."""
+
+    settings: Settings
+    store: Store
+    runner: ActionRunner
+    clock: Clock = field(default_factory=SystemClock)
+    # Called on shutdown after activations drain (e.g. to close the invoker and its sandboxes).
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Called once the store is open, before serving (e.g. bootstrap of the default namespace).
+    on_open: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """Unknown routes and unsupported verbs both end as OpenWhisk's 404."""
+    return error_response(NotFoundError(ROUTE_NOT_FOUND), transaction_id(request))
+
+
+def create_app(platform: Platform) -> Starlette:
+    """The ASGI app over ``platform``; the store opens and closes with the app's lifespan."""
+    services = build_services(platform.settings, platform.store, platform.runner, platform.clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await platform.store.open()
+        services.recorder.start()
+        for hook in platform.on_open:
+            await hook(services)
+        try:
+            yield
+        finally:
+            await services.invoke.drain()
+            await services.recorder.close()
+            for close in platform.on_close:
+                with contextlib.suppress(Exception):
+                    await close()
+            await platform.store.close()
+
+    app = Starlette(
+        routes=all_routes(),
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _not_found, HTTPException: _http_error},
+    )
+    app.state.services = services
+    app.add_middleware(ApiMiddleware)
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status in (404, 405):
+        return await _not_found(request, exc)
+    error = PlatformError(str(getattr(exc, "detail", "")) or None)
+    return error_response(error, transaction_id(request))
+
+
+def default_store(settings: Settings) -> Store:
+    """The store the settings name."""
+    return open_store(settings.store.url, settings.data_dir)

@@ -1,0 +1,149 @@
+"""Parsing an HTTP request into typed inputs: identity, namespace, JSON body, query values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stockade.api.problems import error_response
+from stockade.domain import EntityPath, validate_entity_name, validate_namespace
+from stockade.errors import (
+    BadRequestError,
+    MalformedRequestError,
+    PayloadTooLargeError,
+    PlatformError,
+    UnsupportedMediaTypeError,
+)
+from stockade.security import Credentials
+from stockade.services import Services
+
+__all__ = [
+    "authenticate",
+    "endpoint",
+    "entity_path",
+    "namespace_param",
+    "paging",
+    "query_bool",
+    "query_int",
+    "read_json",
+    "services_of",
+    "transaction_id",
+]
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def services_of(request: Request) -> Services:
+    """The wired services."""
+    services: Services = request.app.state.services
+    return services
+
+
+def transaction_id(request: Request) -> str:
+    """This request's transaction id (set by ApiMiddleware)."""
+    tid: str = request.scope.get("state", {}).get("transaction_id", "")
+    return tid
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Map PlatformErrors raised by ``handler`` to OpenWhisk error responses."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except PlatformError as exc:
+            return error_response(exc, transaction_id(request))
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+async def authenticate(request: Request) -> Credentials:
+    """The caller's credentials, or 401."""
+    return await services_of(request).auth.authenticate(request.headers.get("authorization"))
+
+
+def namespace_param(request: Request, credentials: Credentials) -> str:
+    """The URL's namespace with ``_`` meaning the caller's own."""
+    ns: str = request.path_params["ns"]
+    return credentials.identity.namespace if ns == "_" else validate_namespace(ns)
+
+
+async def read_json(request: Request, *, limit_bytes: int, limit_message: bool = False) -> Any:
+    """The JSON body (``{}`` when empty); 415 for another content type, 413 over ``limit_bytes``."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit_bytes:
+        raise PayloadTooLargeError(f"Request larger than allowed: {int(length)} > {limit_bytes} bytes.")
+    body = await request.body()
+    if len(body) > limit_bytes:
+        raise PayloadTooLargeError(f"Request larger than allowed: {len(body)} > {limit_bytes} bytes.")
+    if not body.strip():
+        return {}
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"The request's Content-Type [{content_type}] is not supported. Expected:\napplication/json"
+        )
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedRequestError(str(exc)) from None
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter (``true``/``false``)."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0"):
+        return False
+    raise BadRequestError(f"The query parameter '{name}' was malformed:\n'{raw}' is not a boolean")
+
+
+def query_int(request: Request, name: str, default: int, *, detail: Callable[[str], str] | None = None) -> int:
+    """An integer query parameter; errors wrap ``detail(raw)`` as OpenWhisk does."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        message = detail(raw) if detail else f"'{raw}' is not an integer"
+        raise BadRequestError(f"The query parameter '{name}' was malformed:\n{message}") from None
+
+
+def paging(request: Request, collection: str) -> tuple[int, int]:
+    """``skip`` and ``limit`` with OpenWhisk's ranges (limit 0 means 200)."""
+
+    def not_int(raw: str) -> str:
+        return f"The value '{raw}' is not an integer for {collection}."
+
+    limit = query_int(request, "limit", 30, detail=not_int)
+    skip = query_int(request, "skip", 0, detail=not_int)
+    if not 0 <= limit <= 200:
+        raise BadRequestError(
+            f"The query parameter 'limit' was malformed:\nThe value '{limit}' is not in the range of 0 to 200 for {collection}."
+        )
+    if skip < 0:
+        raise BadRequestError(
+            f"The query parameter 'skip' was malformed:\nThe value '{skip}' is not greater than or equal to 0 for {collection}."
+        )
+    return skip, (limit or 200)
+
+
+def entity_path(request: Request, namespace: str) -> EntityPath:
+    """``/{name}`` or ``/{pkg}/{name}`` from the URL, validated."""
+    name = validate_entity_name(request.path_params["name"])
+    package = request.path_params.get("pkg")
+    if package is not None:
+        return EntityPath(namespace, name, validate_entity_name(package))
+    return EntityPath(namespace, name)

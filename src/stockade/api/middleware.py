@@ -1,0 +1,80 @@
+"""ASGI middleware for /api/v1: transaction ids, CORS headers, OPTIONS, and the last-resort error.
+
+Pure ASGI (no BaseHTTPMiddleware): it only touches ``http.response.start``, so streaming and
+performance are unaffected.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stockade.api.problems import error_response
+from stockade.errors import InternalError
+
+__all__ = ["ApiMiddleware"]
+
+log = structlog.get_logger("stockade.api")
+
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, DELETE, POST, PUT, HEAD"),
+    (
+        b"access-control-allow-headers",
+        b"Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent",
+    ),
+]
+_TID_RE = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+
+
+def transaction_id_for(scope: Scope) -> str:
+    """The client's X-Request-ID when acceptable (not ``sid_``-prefixed), else a random 32-char id."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _TID_RE.match(text) and not text.startswith("sid_"):
+                return text
+    return secrets.token_hex(16)
+
+
+class ApiMiddleware:
+    """Adds X-Request-ID and CORS headers; answers OPTIONS on /api/v1 (not web) itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tid = transaction_id_for(scope)
+        scope.setdefault("state", {})["transaction_id"] = tid
+        path: str = scope["path"]
+        is_web = path.startswith("/api/v1/web/")
+        extra = [(b"x-request-id", tid.encode())]
+        if not is_web:
+            extra.extend(CORS_HEADERS)
+        if scope["method"] == "OPTIONS" and path.startswith("/api/") and not is_web:
+            await send({"type": "http.response.start", "status": 200, "headers": [*extra, (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("api.unhandled_error", transaction_id=tid)
+            if started:
+                raise
+            response = error_response(InternalError(), tid)
+            await response(scope, receive, send_with_headers)

@@ -1,0 +1,20 @@
+"""One module per OpenWhisk resource; ``all_routes`` in matching order."""
+
+from starlette.routing import BaseRoute
+
+from stockade.api.routes import actions, activations, info, namespaces, packages, rules, triggers
+
+__all__ = ["all_routes"]
+
+
+def all_routes() -> list[BaseRoute]:
+    """Every route of the API."""
+    return [
+        *info.routes,
+        *namespaces.routes,
+        *actions.routes,
+        *activations.routes,
+        *packages.routes,
+        *triggers.routes,
+        *rules.routes,
+    ]

@@ -1,0 +1,211 @@
+"""Settings: a TOML file plus STOCKADE_* variables, read once into frozen dataclasses.
+
+Nothing else in Stockade reads ``os.environ``: ``load_settings`` is called once at start-up and
+the result is passed down. Defaults are the secure ones; opt-outs are named ``allow_*`` or
+``insecure_*`` and warned about at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, final
+
+from stockade.errors import BadRequestError
+
+__all__ = [
+    "ApiSettings",
+    "InvokerSettings",
+    "LimitSettings",
+    "Settings",
+    "StoreSettings",
+    "load_settings",
+]
+
+SandboxBackendName = Literal["linux", "insecure_process"]
+
+
+class SettingsError(BadRequestError):
+    """A settings file or variable has a value Stockade cannot use."""
+
+    code = "bad_settings"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Where the control plane listens and how it names itself to actions."""
+
+    host: str = "127.0.0.1"
+    port: int = 3233
+    # The URL actions see as __OW_API_HOST; derived from host/port when empty.
+    public_url: str = ""
+    max_body_bytes: int = 50 * 1024 * 1024
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients and actions use to reach the API."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Which database holds state: ``sqlite`` (embedded, default) or a ``postgresql://`` URL."""
+
+    url: str = "sqlite"
+    # Activation records are written behind the response in batches of at most this many.
+    activation_batch_size: int = 256
+    activation_flush_interval_ms: int = 20
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Per-namespace throttles and entity limits (OpenWhisk deployment defaults)."""
+
+    invocations_per_minute: int = 60
+    concurrent_invocations: int = 30
+    fires_per_minute: int = 60
+    min_action_timeout_ms: int = 100
+    max_action_timeout_ms: int = 300_000
+    min_action_memory_mb: int = 128
+    max_action_memory_mb: int = 512
+    max_action_logs_mb: int = 10
+    max_action_concurrency: int = 1
+    max_code_bytes: int = 48 * 1024 * 1024
+    max_parameters_bytes: int = 1024 * 1024
+    max_payload_bytes: int = 1024 * 1024
+    max_result_bytes: int = 1024 * 1024
+    max_sequence_length: int = 50
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InvokerSettings:
+    """How actions are run: sandbox backend, warm pool and capacity."""
+
+    # "linux" confines each action in namespaces, seccomp and Landlock; "insecure_process"
+    # runs actions as plain child processes of the platform (not recommended).
+    sandbox_backend: SandboxBackendName = "linux"
+    # Most sandboxes alive at once (warm and busy) on this invoker.
+    max_sandboxes: int = 64
+    idle_ttl_s: float = 600.0
+    # A warm sandbox is recycled after this many runs.
+    max_runs_per_sandbox: int = 10_000
+    # How long a blocking invoke waits before answering 202 (the OpenWhisk 60 s).
+    blocking_wait_ms: int = 60_000
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Stockade reads from its environment, once."""
+
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".stockade")
+    default_namespace: str = "guest"
+    log_level: str = "info"
+    api: ApiSettings = field(default_factory=ApiSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    invoker: InvokerSettings = field(default_factory=InvokerSettings)
+
+    def insecure_options(self) -> list[str]:
+        """Opt-outs in force, for the start-up warning."""
+        found = []
+        if self.invoker.sandbox_backend == "insecure_process":
+            found.append("invoker.sandbox_backend = insecure_process: actions run unconfined")
+        return found
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "api": ApiSettings,
+    "store": StoreSettings,
+    "limits": LimitSettings,
+    "invoker": InvokerSettings,
+}
+
+
+def _coerce(value: Any, current: Any, name: str) -> Any:
+    """Convert a TOML or environment value to the type of the field's default."""
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, Path):
+            return Path(str(value)).expanduser()
+        return str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {name} has an invalid value: {value!r}") from None
+
+
+def _apply(obj: Any, values: Mapping[str, Any], prefix: str) -> Any:
+    changes: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {prefix}{key}")
+        current = getattr(obj, key)
+        if key in _SECTIONS:
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"setting {prefix}{key} must be a table")
+            changes[key] = _apply(current, value, f"{prefix}{key}.")
+        else:
+            changes[key] = _coerce(value, current, f"{prefix}{key}")
+    return dataclasses.replace(obj, **changes)
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """STOCKADE_API__PORT=8080 → {"api": {"port": "8080"}}; STOCKADE_DATA_DIR → {"data_dir": ...}."""
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("STOCKADE_") or key == "STOCKADE_CONFIG":
+            continue
+        parts = key[len("STOCKADE_") :].lower().split("__")
+        target = out
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return out
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or $STOCKADE_CONFIG) and STOCKADE_* variables; env wins."""
+    environ = os.environ if env is None else env
+    settings = Settings()
+    file_path = path or (Path(environ["STOCKADE_CONFIG"]) if environ.get("STOCKADE_CONFIG") else None)
+    if file_path is not None:
+        try:
+            data = tomllib.loads(file_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read settings file {file_path}: {exc}") from None
+        settings = _apply(settings, data, "")
+    settings = _apply(settings, _env_values(environ), "STOCKADE_")
+    assert isinstance(settings, Settings)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.invoker.sandbox_backend not in ("linux", "insecure_process"):
+        raise SettingsError(f"unknown sandbox backend {settings.invoker.sandbox_backend!r}")
+    if not (0 < settings.api.port < 65536):
+        raise SettingsError(f"api.port out of range: {settings.api.port}")
+    if settings.store.url != "sqlite" and not settings.store.url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("store.url must be 'sqlite' or a postgresql:// URL")
+    if settings.invoker.max_sandboxes < 1:
+        raise SettingsError("invoker.max_sandboxes must be at least 1")

@@ -1,0 +1,144 @@
+"""Parts every entity shares: key/value parameters and annotations, versions, size checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, final
+
+from stockade.errors import BadRequestError, PayloadTooLargeError
+
+__all__ = [
+    "JSON",
+    "KeyValue",
+    "KeyValues",
+    "bump_version",
+    "kv_from_json",
+    "kv_size",
+    "kv_to_dict",
+    "kv_to_json",
+    "validate_version",
+]
+
+JSON = Any  # a JSON value: dict, list, str, int, float, bool or None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    """One parameter or annotation; ``init`` parameters go to the runtime's environment."""
+
+    key: str
+    value: JSON
+    init: bool = False
+
+
+KeyValues = tuple[KeyValue, ...]
+
+
+def kv_from_json(raw: Any, what: str) -> KeyValues:
+    """Parse ``[{"key":..,"value":..}]``; duplicate keys keep the last value."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequestError(f"The request content was malformed:\n'{what}' must be an array")
+    seen: dict[str, KeyValue] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise BadRequestError(
+                f"The request content was malformed:\neach entry of '{what}' must be an object with a string 'key'"
+            )
+        init = item.get("init", False)
+        if not isinstance(init, bool):
+            raise BadRequestError(f"The request content was malformed:\n'init' in '{what}' must be a boolean")
+        key = item["key"]
+        seen.pop(key, None)
+        seen[key] = KeyValue(key, item.get("value"), init)
+    return tuple(seen.values())
+
+
+def kv_to_json(values: Iterable[KeyValue]) -> list[dict[str, JSON]]:
+    """Render key/values in OpenWhisk's array form."""
+    out: list[dict[str, JSON]] = []
+    for kv in values:
+        item: dict[str, JSON] = {"key": kv.key, "value": kv.value}
+        if kv.init:
+            item["init"] = True
+        out.append(item)
+    return out
+
+
+def kv_to_dict(values: Iterable[KeyValue]) -> dict[str, JSON]:
+    """Key → value, later entries winning."""
+    return {kv.key: kv.value for kv in values}
+
+
+def kv_get(values: Sequence[KeyValue], key: str, default: JSON = None) -> JSON:
+    """The value for ``key`` or ``default``."""
+    for kv in reversed(values):
+        if kv.key == key:
+            return kv.value
+    return default
+
+
+def kv_merge(base: Sequence[KeyValue], overlay: Sequence[KeyValue]) -> KeyValues:
+    """``base`` overlaid by ``overlay`` (same keys replaced, order kept)."""
+    merged = {kv.key: kv for kv in base}
+    for kv in overlay:
+        merged.pop(kv.key, None)
+        merged[kv.key] = kv
+    return tuple(merged.values())
+
+
+def kv_set(values: Sequence[KeyValue], key: str, value: JSON) -> KeyValues:
+    """``values`` with ``key`` set to ``value``."""
+    return kv_merge(values, (KeyValue(key, value),))
+
+
+def kv_without(values: Sequence[KeyValue], keys: Iterable[str]) -> KeyValues:
+    """``values`` without the given keys."""
+    drop = set(keys)
+    return tuple(kv for kv in values if kv.key not in drop)
+
+
+def kv_size(values: Iterable[KeyValue]) -> int:
+    """Bytes of keys plus JSON-encoded values, as OpenWhisk measures parameter size."""
+    return sum(len(kv.key.encode()) + len(json.dumps(kv.value, separators=(",", ":")).encode()) for kv in values)
+
+
+def check_kv_size(values: Sequence[KeyValue], what: str, limit: int) -> None:
+    """Raise 413 when parameters or annotations exceed ``limit`` bytes."""
+    size = kv_size(values)
+    if size > limit:
+        raise PayloadTooLargeError(f"{what} larger than allowed: {size} > {limit} bytes.")
+
+
+def validate_version(text: Any) -> str:
+    """A semver ``major.minor.patch`` string."""
+    if not isinstance(text, str):
+        raise BadRequestError("The request content was malformed:\n'version' must be a string")
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise BadRequestError(f"The request content was malformed:\n'{text}' is not a valid semantic version")
+    return ".".join(str(int(p)) for p in parts)
+
+
+def bump_version(version: str) -> str:
+    """Next patch version."""
+    major, minor, patch = (int(p) for p in version.split("."))
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def is_truthy(value: JSON) -> bool:
+    """OpenWhisk truthiness: false, 0, "" and null are falsy; everything else is truthy."""
+    return not (value is None or value is False or value == 0 or value == "")
+
+
+def as_mapping(raw: Any, what: str) -> Mapping[str, Any]:
+    """``raw`` if it is a JSON object, else a malformed-request error."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadRequestError(f"The request content was malformed:\n'{what}' must be an object")
+    return raw

@@ -1,0 +1,139 @@
+"""The one error hierarchy: every failure a client can see is a PlatformError.
+
+Each class carries its HTTP status and CLI exit code, so the API edge maps any error to an
+OpenWhisk-shaped body (``{"error": message, "code": transaction_id}``) without a lookup table,
+and the CLI maps it to an exit code.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadRequestError",
+    "ConflictError",
+    "ForbiddenError",
+    "InternalError",
+    "MalformedRequestError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PlatformError",
+    "ServiceUnavailableError",
+    "StoreError",
+    "ThrottledError",
+    "UnauthenticatedError",
+    "UnsupportedMediaTypeError",
+]
+
+
+class PlatformError(Exception):
+    """Base of every error Stockade reports to a client."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    exit_code: ClassVar[int] = 1
+    default_message: ClassVar[str] = "There was an internal server error."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+
+class BadRequestError(PlatformError):
+    """The request is well formed but its content is not acceptable (400)."""
+
+    status = 400
+    code = "bad_request"
+    exit_code = 2
+    default_message = "The request content was malformed."
+
+
+class MalformedRequestError(BadRequestError):
+    """The request body could not be decoded; the message is prefixed as OpenWhisk does."""
+
+    code = "malformed_request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"The request content was malformed:\n{detail}")
+
+
+class UnauthenticatedError(PlatformError):
+    """Credentials are missing or invalid (401)."""
+
+    status = 401
+    code = "unauthenticated"
+    exit_code = 3
+    default_message = "The supplied authentication is invalid"
+
+
+class ForbiddenError(PlatformError):
+    """The caller is authenticated but not allowed (403)."""
+
+    status = 403
+    code = "forbidden"
+    exit_code = 3
+    default_message = "The supplied authentication is not authorized to access this resource."
+
+
+class NotFoundError(PlatformError):
+    """The entity does not exist (404)."""
+
+    status = 404
+    code = "not_found"
+    exit_code = 4
+    default_message = "The requested resource does not exist."
+
+
+class ConflictError(PlatformError):
+    """The entity exists, or changed concurrently (409)."""
+
+    status = 409
+    code = "conflict"
+    exit_code = 5
+    default_message = "resource already exists"
+
+
+class PayloadTooLargeError(PlatformError):
+    """A body, parameter set or code blob is over its limit (413)."""
+
+    status = 413
+    code = "payload_too_large"
+    exit_code = 2
+    default_message = "Request larger than allowed."
+
+
+class UnsupportedMediaTypeError(PlatformError):
+    """The body is not JSON (415)."""
+
+    status = 415
+    code = "unsupported_media_type"
+    exit_code = 2
+    default_message = "The request's Content-Type is not supported. Expected:\napplication/json"
+
+
+class ThrottledError(PlatformError):
+    """A rate or concurrency limit refused the request (429)."""
+
+    status = 429
+    code = "throttled"
+    exit_code = 6
+    default_message = "Too many requests."
+
+
+class InternalError(PlatformError):
+    """A platform fault (500); the message never carries internals."""
+
+
+class StoreError(InternalError):
+    """The store failed in a way the caller cannot fix."""
+
+    code = "store_error"
+
+
+class ServiceUnavailableError(PlatformError):
+    """No capacity to run the request now (503)."""
+
+    status = 503
+    code = "unavailable"
+    exit_code = 7
+    default_message = "The server is currently unavailable (because it is overloaded or down for maintenance)."

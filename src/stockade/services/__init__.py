@@ -1,0 +1,97 @@
+"""Use cases: one service per resource; no HTTP, no SQL. ``Services`` wires them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import final
+
+from stockade.config import Settings
+from stockade.domain import Clock
+from stockade.security import Authenticator
+from stockade.services.actions import ActionService, bounds_from
+from stockade.services.activations import ActivationRecorder, ActivationService
+from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
+from stockade.services.namespaces import Bootstrap, NamespaceService
+from stockade.services.packages import PackageService
+from stockade.services.rules import RuleService
+from stockade.services.throttle import Throttle
+from stockade.services.triggers import TriggerService
+from stockade.store import Store
+
+__all__ = [
+    "SEALED_MESSAGE",
+    "ActionRunner",
+    "ActionService",
+    "ActivationRecorder",
+    "ActivationService",
+    "Bootstrap",
+    "Catalog",
+    "InvokeRequest",
+    "InvokeResult",
+    "InvokeService",
+    "NamespaceService",
+    "PackageService",
+    "ResolvedAction",
+    "RuleService",
+    "Services",
+    "Throttle",
+    "TriggerService",
+    "bounds_from",
+    "build_services",
+]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every use case, wired once."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    auth: Authenticator
+    catalog: Catalog
+    actions: ActionService
+    packages: PackageService
+    triggers: TriggerService
+    rules: RuleService
+    invoke: InvokeService
+    activations: ActivationService
+    recorder: ActivationRecorder
+    namespaces: NamespaceService
+    throttle: Throttle
+
+
+def build_services(settings: Settings, store: Store, runner: ActionRunner, clock: Clock) -> Services:
+    """Wire the services over a store, an action runner and a clock."""
+    limits = settings.limits
+    catalog = Catalog(store, clock)
+    recorder = ActivationRecorder(
+        store,
+        batch_size=settings.store.activation_batch_size,
+        flush_interval_ms=settings.store.activation_flush_interval_ms,
+    )
+    throttle = Throttle(
+        now_ms=clock.now_ms,
+        invocations_per_minute=limits.invocations_per_minute,
+        concurrent_invocations=limits.concurrent_invocations,
+        fires_per_minute=limits.fires_per_minute,
+    )
+    invoke = InvokeService(catalog, runner, recorder, throttle, clock, max_sequence_length=limits.max_sequence_length)
+    return Services(
+        settings=settings,
+        store=store,
+        clock=clock,
+        auth=Authenticator(store, clock),
+        catalog=catalog,
+        actions=ActionService(catalog, limits, clock.now_ms),
+        packages=PackageService(catalog, limits, clock.now_ms),
+        triggers=TriggerService(catalog, invoke, recorder, throttle, limits, clock),
+        rules=RuleService(catalog, clock.now_ms),
+        invoke=invoke,
+        activations=ActivationService(store, recorder),
+        recorder=recorder,
+        namespaces=NamespaceService(store, clock),
+        throttle=throttle,
+    )

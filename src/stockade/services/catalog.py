@@ -1,0 +1,140 @@
+"""Typed reads of entities, with collection checks, access rules and a small action cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import final
+
+from stockade.domain import Action, Clock, EntityPath, Identity, Package, Rule, Trigger
+from stockade.errors import ConflictError, ForbiddenError, NotFoundError
+from stockade.services.records import action_from_doc, package_from_doc, rule_from_doc, trigger_from_doc
+from stockade.store import Collection, Store, StoredEntity
+
+__all__ = ["WRONG_COLLECTION", "Catalog", "ResolvedAction", "forbidden"]
+
+WRONG_COLLECTION = "Resource by this name exists but is not in this collection."
+
+
+def forbidden(*paths: str) -> ForbiddenError:
+    """OpenWhisk's 403 naming the resources that were refused."""
+    joined = ", ".join(f"'{p}'" for p in paths)
+    return ForbiddenError(f"The supplied authentication is not authorized to access {joined}.")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ResolvedAction:
+    """An action found through a path, with the package parameters that apply to it."""
+
+    action: Action
+    package: Package | None  # the package that contains the action
+    binding: Package | None  # the binding named in the path, if any
+
+    @property
+    def binding_path(self) -> str | None:
+        """``ns/binding`` when invoked through a binding."""
+        return self.binding.path.relative if self.binding else None
+
+
+class Catalog:
+    """Reads entities for services; caches actions (with code) for the invoke path.
+
+    Invariant: a cached action is dropped on every write through this process (``forget``)
+    and expires after ``cache_ttl_s`` so writes from other API processes become visible.
+    """
+
+    def __init__(self, store: Store, clock: Clock, cache_ttl_s: float = 2.0) -> None:
+        self.store = store
+        self._clock = clock
+        self._ttl_s = cache_ttl_s
+        self._actions: dict[tuple[str, str], tuple[float, int, Action]] = {}
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop cached copies after a write."""
+        self._actions.pop((namespace, name), None)
+
+    async def get(self, namespace: str, name: str, collection: Collection) -> StoredEntity | None:
+        """The entity, None if absent; 409 if the name belongs to another collection."""
+        entity = await self.store.get_entity(namespace, name)
+        if entity is not None and entity.collection != collection:
+            raise ConflictError(WRONG_COLLECTION)
+        return entity
+
+    async def require(self, namespace: str, name: str, collection: Collection) -> StoredEntity:
+        """The entity or 404."""
+        entity = await self.get(namespace, name, collection)
+        if entity is None:
+            raise NotFoundError()
+        return entity
+
+    async def action_from(self, entity: StoredEntity) -> Action:
+        """Decode a stored action, loading its code."""
+        exec_doc = entity.doc["exec"]
+        code = ""
+        if exec_doc.get("codeDigest"):
+            blob = await self.store.get_code(exec_doc["codeDigest"])
+            code = blob.decode() if blob is not None else ""
+        return action_from_doc(entity.namespace, entity.name, entity.updated, entity.doc, code)
+
+    async def action(self, namespace: str, name: str) -> Action:
+        """The current action at ``namespace/name`` (cached for the invoke path), or 404."""
+        key = (namespace, name)
+        hit = self._actions.get(key)
+        now = self._clock.monotonic()
+        if hit is not None and now - hit[0] < self._ttl_s:
+            return hit[2]
+        entity = await self.require(namespace, name, "actions")
+        action = await self.action_from(entity)
+        if len(self._actions) > 4096:
+            self._actions.clear()
+        self._actions[key] = (now, entity.revision, action)
+        return action
+
+    async def package(self, namespace: str, name: str) -> Package:
+        """A package or binding, or 404."""
+        entity = await self.require(namespace, name, "packages")
+        return package_from_doc(namespace, name, entity.updated, entity.doc)
+
+    async def trigger(self, namespace: str, name: str) -> Trigger:
+        """A trigger, or 404."""
+        entity = await self.require(namespace, name, "triggers")
+        return trigger_from_doc(namespace, name, entity.updated, entity.doc)
+
+    async def rule(self, namespace: str, name: str) -> Rule:
+        """A rule, or 404."""
+        entity = await self.require(namespace, name, "rules")
+        return rule_from_doc(namespace, name, entity.updated, entity.doc)
+
+    async def readable_package(self, identity: Identity, namespace: str, name: str) -> Package:
+        """A package the caller may read: its own, or a public one elsewhere (else 403)."""
+        if namespace == identity.namespace:
+            return await self.package(namespace, name)
+        try:
+            package = await self.package(namespace, name)
+        except (NotFoundError, ConflictError):
+            raise forbidden(f"{namespace}/{name}") from None
+        if not package.publish or package.is_binding:
+            raise forbidden(f"{namespace}/{name}")
+        return package
+
+    async def resolve_action(self, identity: Identity, path: EntityPath) -> ResolvedAction:
+        """Find the action a path names, following a package binding, checking read access.
+
+        Outside the caller's namespace only actions inside public packages are visible; any
+        other access is a 403 whether or not the entity exists (no existence leak).
+        """
+        if path.package is None:
+            if path.namespace != identity.namespace:
+                raise forbidden(path.relative)
+            return ResolvedAction(await self.action(path.namespace, path.name), None, None)
+        package = await self.readable_package(identity, path.namespace, path.package)
+        binding: Package | None = None
+        if package.binding is not None:
+            binding = package
+            target_ns, target_name = package.binding.namespace, package.binding.name
+            try:
+                package = await self.readable_package(identity, target_ns, target_name)
+            except NotFoundError:
+                raise NotFoundError() from None
+        action = await self.action(package.path.namespace, f"{package.path.name}/{path.name}")
+        return ResolvedAction(action, package, binding)

@@ -1,0 +1,340 @@
+"""Invoking actions: throttle, resolve, seal, merge parameters, run (or run a sequence), record.
+
+Blocking invokes wait at most ``wait_ms`` (OpenWhisk's 60 s) and then answer 202 while the
+activation carries on; every accepted invoke gets an activation record either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, final
+
+import structlog
+
+from stockade.domain import (
+    JSON,
+    Action,
+    Activation,
+    ActivationResponse,
+    ActivationStatus,
+    Clock,
+    EntityPath,
+    Identity,
+    KeyValue,
+    is_truthy,
+    kv_merge,
+    new_activation_id,
+    parse_fqn,
+)
+from stockade.errors import BadRequestError, ConflictError, NotFoundError, PlatformError
+from stockade.services.activations import ActivationRecorder
+from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.throttle import Throttle
+
+__all__ = ["SEALED_MESSAGE", "ActionRunner", "InvokeRequest", "InvokeResult", "InvokeService"]
+
+log = structlog.get_logger("stockade.invoke")
+
+SEALED_MESSAGE = "Request defines parameters that are not allowed (e.g., reserved properties)."
+
+
+class RunOutcomeLike(Protocol):
+    """What an invoker reports about one run."""
+
+    @property
+    def response(self) -> ActivationResponse: ...
+    @property
+    def logs(self) -> list[str]: ...
+    @property
+    def start_ms(self) -> int: ...
+    @property
+    def end_ms(self) -> int: ...
+    @property
+    def init_time_ms(self) -> int | None: ...
+    @property
+    def wait_time_ms(self) -> int: ...
+    @property
+    def timed_out(self) -> bool: ...
+    @property
+    def findings(self) -> tuple[str, ...]: ...
+
+
+class ActionRunner(Protocol):
+    """Runs one atomic action (the invoker, or a remote dispatcher in scale-out)."""
+
+    async def run_action(
+        self,
+        action: Action,
+        params: dict[str, JSON],
+        init_env: dict[str, str],
+        activation_env: dict[str, str],
+        activation_id: str,
+    ) -> RunOutcomeLike:
+        """Run ``action`` once with ``params``."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InvokeRequest:
+    """One invoke as the API received it."""
+
+    identity: Identity
+    path: EntityPath
+    params: Mapping[str, JSON]
+    blocking: bool = False
+    wait_ms: int = 60_000
+    transaction_id: str = ""
+    # The caller's own token, passed only to actions annotated provide-api-key.
+    api_token: str | None = None
+    # Activation annotations added by the caller (web actions, triggers).
+    cause: str | None = None
+    # Whether the request body's keys are checked against sealed parameters (web raw mode skips).
+    check_sealed: bool = True
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    """The activation id, and the record when it finished within the wait."""
+
+    activation_id: str
+    activation: Activation | None
+
+
+def env_value(value: JSON) -> str:
+    """Stringify a parameter for the environment: null → "", scalars → text, else compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one activation produced, before it becomes a record."""
+
+    response: ActivationResponse
+    logs: list[str]
+    start_ms: int
+    end_ms: int
+    annotations: list[KeyValue] = field(default_factory=list)
+    duration_ms: int | None = None
+
+
+class InvokeService:
+    """Use case: invoke an action."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        runner: ActionRunner,
+        recorder: ActivationRecorder,
+        throttle: Throttle,
+        clock: Clock,
+        *,
+        max_sequence_length: int = 50,
+    ) -> None:
+        self._catalog = catalog
+        self._runner = runner
+        self._recorder = recorder
+        self._throttle = throttle
+        self._clock = clock
+        self._max_sequence_length = max_sequence_length
+        self._tasks: set[asyncio.Task[Activation]] = set()
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        """Accept an invoke: 429/403/404/400 before anything runs, then run and record."""
+        namespace = request.identity.namespace
+        self._throttle.check_invoke(namespace)
+        resolved = await self._catalog.resolve_action(request.identity, request.path)
+        params = self.merge_parameters(resolved, request.params, check_sealed=request.check_sealed)
+        activation_id = new_activation_id()
+        self._throttle.started(namespace)
+        task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None))
+        self._tasks.add(task)
+        task.add_done_callback(self._done(namespace))
+        if not request.blocking:
+            return InvokeResult(activation_id, None)
+        try:
+            activation = await asyncio.wait_for(asyncio.shield(task), timeout=request.wait_ms / 1000)
+        except TimeoutError:
+            return InvokeResult(activation_id, None)
+        return InvokeResult(activation_id, activation)
+
+    def _done(self, namespace: str) -> Any:
+        def callback(task: asyncio.Task[Activation]) -> None:
+            self._tasks.discard(task)
+            self._throttle.finished(namespace)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("invoke.failed", error=repr(task.exception()))
+
+        return callback
+
+    @staticmethod
+    def merge_parameters(
+        resolved: ResolvedAction, body: Mapping[str, JSON], *, check_sealed: bool = True
+    ) -> dict[str, JSON]:
+        """package < binding < action < request; sealed (``final``) parameters cannot be overridden."""
+        defaults: dict[str, KeyValue] = {}
+        if resolved.package is not None:
+            defaults.update((kv.key, kv) for kv in resolved.package.parameters)
+        if resolved.binding is not None:
+            defaults.update((kv.key, kv) for kv in resolved.binding.parameters)
+        defaults.update((kv.key, kv) for kv in resolved.action.parameters)
+        if check_sealed and is_truthy_json_true(resolved.action.annotation("final")):
+            sealed = {k for k, kv in defaults.items() if kv.value is not None}
+            if sealed.intersection(body):
+                raise BadRequestError(SEALED_MESSAGE)
+        merged: dict[str, JSON] = {k: kv.value for k, kv in defaults.items() if not kv.init}
+        merged.update(body)
+        return merged
+
+    def _activation_env(
+        self, action: Action, request: InvokeRequest, activation_id: str, start_ms: int
+    ) -> dict[str, str]:
+        env = {
+            "__OW_NAMESPACE": request.identity.namespace,
+            "__OW_ACTION_NAME": action.path.fqn,
+            "__OW_ACTION_VERSION": action.version,
+            "__OW_ACTIVATION_ID": activation_id,
+            "__OW_TRANSACTION_ID": request.transaction_id,
+            "__OW_DEADLINE": str(start_ms + action.limits.timeout),
+        }
+        provide = action.annotation("provide-api-key")
+        if request.api_token and (provide is None or is_truthy(provide)):
+            env["__OW_API_KEY"] = request.api_token
+        return env
+
+    async def _activate(
+        self,
+        request: InvokeRequest,
+        resolved: ResolvedAction,
+        params: dict[str, JSON],
+        activation_id: str,
+        cause: str | None,
+        caused_by: str | None,
+    ) -> Activation:
+        action = resolved.action
+        received_ms = self._clock.now_ms()
+        try:
+            if action.exec.is_sequence:
+                run = await self._run_sequence(request, action, params, activation_id, received_ms)
+            else:
+                run = await self._run_atomic(request, action, params, activation_id, received_ms)
+        except Exception:
+            log.exception("invoke.internal_error", activation_id=activation_id)
+            now = self._clock.now_ms()
+            run = _Run(
+                ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, "There was an internal server error."),
+                [],
+                received_ms,
+                now,
+            )
+        base = (
+            KeyValue("path", action.path.relative),
+            KeyValue("kind", action.exec.kind),
+            KeyValue("limits", action.limits.to_json()),
+        )
+        annotations = list(kv_merge(base, run.annotations))
+        if resolved.binding_path:
+            annotations.append(KeyValue("binding", resolved.binding_path))
+        if caused_by:
+            annotations.append(KeyValue("causedBy", caused_by))
+        extra: dict[str, JSON] = {}
+        if run.duration_ms is not None:
+            extra["duration"] = run.duration_ms
+        activation = Activation(
+            activation_id=activation_id,
+            namespace=request.identity.namespace,
+            subject=request.identity.subject,
+            name=action.path.name,
+            version=action.version,
+            start=run.start_ms,
+            end=max(run.end_ms, run.start_ms),
+            response=run.response,
+            logs=tuple(run.logs),
+            annotations=tuple(annotations),
+            cause=cause or request.cause,
+            entity_path=action.path.relative,
+            extra=extra,
+        )
+        self._recorder.record(activation)
+        return activation
+
+    async def _run_atomic(
+        self, request: InvokeRequest, action: Action, params: dict[str, JSON], activation_id: str, received_ms: int
+    ) -> _Run:
+        init_env = {kv.key: env_value(kv.value) for kv in action.parameters if kv.init}
+        activation_env = self._activation_env(action, request, activation_id, received_ms)
+        outcome = await self._runner.run_action(action, params, init_env, activation_env, activation_id)
+        annotations = [
+            KeyValue("waitTime", outcome.wait_time_ms),
+            KeyValue("timeout", outcome.timed_out),
+        ]
+        if outcome.init_time_ms is not None:
+            annotations.append(KeyValue("initTime", outcome.init_time_ms))
+        if outcome.findings:
+            annotations.append(KeyValue("securityWarnings", list(outcome.findings)))
+            log.warning("sandbox.tamper_detected", activation_id=activation_id, findings=list(outcome.findings))
+        return _Run(outcome.response, list(outcome.logs), outcome.start_ms, outcome.end_ms, annotations)
+
+    async def _run_sequence(
+        self, request: InvokeRequest, action: Action, params: dict[str, JSON], activation_id: str, received_ms: int
+    ) -> _Run:
+        """Run components in order; the first error ends the sequence with that component's response."""
+        logs: list[str] = []
+        duration_ms = 0
+        max_memory = 0
+        value: dict[str, JSON] = params
+        response = ActivationResponse(ActivationStatus.SUCCESS, {})
+        for fqn in action.exec.components:
+            try:
+                resolved = await self._catalog.resolve_action(request.identity, parse_fqn(fqn, action.path.namespace))
+            except (NotFoundError, ConflictError):
+                response = ActivationResponse.failure(
+                    ActivationStatus.APPLICATION_ERROR, "Sequence component does not exist."
+                )
+                break
+            except PlatformError:
+                response = ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, "Sequence failed.")
+                break
+            component_params = self.merge_parameters(resolved, value, check_sealed=False)
+            child_id = new_activation_id()
+            child = await self._activate(request, resolved, component_params, child_id, activation_id, "sequence")
+            logs.append(child_id)
+            duration_ms += child.duration
+            max_memory = max(max_memory, resolved.action.limits.memory)
+            response = child.response
+            if not response.success:
+                break
+            result = response.result
+            value = result if isinstance(result, dict) else {}
+        annotations = [
+            KeyValue("topmost", True),
+            KeyValue("waitTime", 0),
+            KeyValue("limits", {**action.limits.to_json(), "memory": max_memory or action.limits.memory}),
+        ]
+        end_ms = self._clock.now_ms()
+        return _Run(response, logs, received_ms, end_ms, annotations, duration_ms)
+
+    async def drain(self) -> None:
+        """Wait for activations in flight (shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def statistics(self) -> dict[str, int]:
+        """Activations in flight in this process."""
+        return {"in_flight": len(self._tasks)}
+
+
+def is_truthy_json_true(value: JSON) -> bool:
+    """Boolean features need a JSON ``true`` (the string "true" is ignored)."""
+    return value is True

@@ -1,0 +1,41 @@
+"""Persistent state: the Store protocol and its SQLite and PostgreSQL implementations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stockade.store.base import (
+    ActivationQuery,
+    Collection,
+    Delete,
+    KeyRecord,
+    Put,
+    Store,
+    StoredEntity,
+    Write,
+)
+from stockade.store.sql import SqlStore
+from stockade.store.sqlite import open_sqlite_store
+
+__all__ = [
+    "ActivationQuery",
+    "Collection",
+    "Delete",
+    "KeyRecord",
+    "Put",
+    "SqlStore",
+    "Store",
+    "StoredEntity",
+    "Write",
+    "open_sqlite_store",
+    "open_store",
+]
+
+
+def open_store(url: str, data_dir: Path) -> SqlStore:
+    """The store for a settings URL: ``sqlite`` (in ``data_dir``) or ``postgresql://``."""
+    if url == "sqlite":
+        return open_sqlite_store(data_dir / "stockade.db")
+    from stockade.store.postgres import open_postgres_store  # asyncpg only when configured
+
+    return open_postgres_store(url)

@@ -1,0 +1,375 @@
+"""The Store implemented once over SQL; each engine supplies a ``Driver`` (sqlite.py, postgres.py).
+
+SQL here uses ``?`` placeholders and only portable constructs; a driver rewrites placeholders
+for its engine. Every value travels as a bound parameter: no SQL is built from input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol, final, runtime_checkable
+
+from stockade.domain import JSON, Activation, Namespace
+from stockade.errors import ConflictError
+from stockade.store.base import (
+    ActivationQuery,
+    Collection,
+    Delete,
+    KeyRecord,
+    Put,
+    StoredEntity,
+    Write,
+)
+from stockade.store.codec import activation_from_doc, activation_to_doc
+
+__all__ = ["Driver", "MigrationLocking", "SqlStore", "Step", "already_exists", "concurrent_modification"]
+
+Row = tuple[Any, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of a transaction; ``expect_rows`` guards conditional writes."""
+
+    sql: str
+    args: tuple[Any, ...] = ()
+    expect_rows: int | None = None
+
+
+class Driver(Protocol):
+    """What an engine provides to SqlStore."""
+
+    dialect: str  # "sqlite" or "postgres": selects the migrations folder
+
+    async def connect(self) -> None:
+        """Open connections."""
+
+    async def close(self) -> None:
+        """Close connections."""
+
+    async def fetchone(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
+        """First row or None."""
+
+    async def fetchall(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
+        """All rows."""
+
+    async def transaction(self, steps: Sequence[Step]) -> list[int]:
+        """Run steps in one transaction; returns row counts. Raises ConflictError on a unique
+        violation or when a step's ``expect_rows`` is not met (and rolls back)."""
+
+    async def executescript(self, script: str) -> None:
+        """Run a multi-statement script (migrations), in a transaction."""
+
+
+@runtime_checkable
+class MigrationLocking(Protocol):
+    """Optional Driver hook: serialise migrations across processes sharing one database."""
+
+    def migration_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held while SqlStore reads the schema version and applies pending migrations."""
+
+
+def _dumps(doc: JSON) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _package_of(name: str) -> str:
+    return name.split("/", 1)[0] if "/" in name else ""
+
+
+class SqlStore:
+    """Store over a Driver."""
+
+    def __init__(self, driver: Driver) -> None:
+        self._db = driver
+
+    async def open(self) -> None:
+        """Connect and migrate."""
+        await self._db.connect()
+        await self._migrate()
+
+    async def close(self) -> None:
+        """Close the driver."""
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        # Invariant: with a driver that can lock, processes migrate one at a time, and each reads
+        # the schema version only after the previous one committed its migrations.
+        if isinstance(self._db, MigrationLocking):
+            async with self._db.migration_lock():
+                await self._apply_migrations()
+        else:
+            await self._apply_migrations()
+
+    async def _apply_migrations(self) -> None:
+        await self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)"
+        )
+        row = await self._db.fetchone("SELECT MAX(version) FROM schema_migrations")
+        current = int(row[0]) if row and row[0] is not None else 0
+        folder = resources.files("stockade.store") / "migrations" / self._db.dialect
+        scripts = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+        for script in scripts:
+            version = int(script.name.split("_", 1)[0])
+            if version <= current:
+                continue
+            # Invariant: a migration and its bookkeeping row commit together or not at all.
+            text = script.read_text()
+            await self._db.executescript(
+                f"{text}\nINSERT INTO schema_migrations (version, applied_ms) VALUES ({version}, 0);"
+            )
+
+    # Namespaces and keys.
+
+    async def create_namespace(self, namespace: Namespace) -> None:
+        """Create a namespace."""
+        await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO namespaces (name, uuid, created) VALUES (?, ?, ?)",
+                    (namespace.name, namespace.uuid, namespace.created),
+                )
+            ]
+        )
+
+    async def get_namespace(self, name: str) -> Namespace | None:
+        """One namespace."""
+        row = await self._db.fetchone("SELECT name, uuid, created FROM namespaces WHERE name = ?", (name,))
+        return Namespace(row[0], row[1], int(row[2])) if row else None
+
+    async def list_namespaces(self) -> list[Namespace]:
+        """All namespaces by name."""
+        rows = await self._db.fetchall("SELECT name, uuid, created FROM namespaces ORDER BY name")
+        return [Namespace(r[0], r[1], int(r[2])) for r in rows]
+
+    async def put_key(self, key: KeyRecord) -> None:
+        """Store a key and its subject."""
+        await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO subjects (name, created) SELECT ?, ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM subjects WHERE name = ?)",
+                    (key.subject, key.created, key.subject),
+                ),
+                Step(
+                    "INSERT INTO api_keys (uuid, key_hash, subject, namespace, created, revoked) "
+                    "VALUES (?, ?, ?, ?, ?, NULL)",
+                    (key.uuid, key.key_hash, key.subject, key.namespace, key.created),
+                ),
+            ]
+        )
+
+    async def get_key(self, uuid: str) -> KeyRecord | None:
+        """One key by uuid."""
+        row = await self._db.fetchone(
+            "SELECT uuid, key_hash, subject, namespace, created, revoked FROM api_keys WHERE uuid = ?", (uuid,)
+        )
+        if row is None:
+            return None
+        return KeyRecord(row[0], bytes(row[1]), row[2], row[3], int(row[4]), None if row[5] is None else int(row[5]))
+
+    async def revoke_key(self, uuid: str, when_ms: int) -> bool:
+        """Revoke a key."""
+        counts = await self._db.transaction(
+            [Step("UPDATE api_keys SET revoked = ? WHERE uuid = ? AND revoked IS NULL", (when_ms, uuid))]
+        )
+        return counts[0] == 1
+
+    # Entities.
+
+    async def get_entity(self, namespace: str, name: str) -> StoredEntity | None:
+        """One entity in any collection."""
+        row = await self._db.fetchone(
+            "SELECT collection, revision, updated, doc FROM entities WHERE namespace = ? AND name = ?",
+            (namespace, name),
+        )
+        if row is None:
+            return None
+        return StoredEntity(namespace, name, row[0], int(row[1]), int(row[2]), json.loads(row[3]))
+
+    def _list_filter(self, namespace: str, collection: Collection, package: str | None) -> tuple[str, tuple[Any, ...]]:
+        if package is None:
+            return "namespace = ? AND collection = ?", (namespace, collection)
+        return "namespace = ? AND collection = ? AND package = ?", (namespace, collection, package)
+
+    async def list_entities(
+        self, namespace: str, collection: Collection, *, package: str | None, skip: int, limit: int
+    ) -> list[StoredEntity]:
+        """A page of a collection, newest first."""
+        where, args = self._list_filter(namespace, collection, package)
+        rows = await self._db.fetchall(
+            f"SELECT name, revision, updated, doc FROM entities WHERE {where} "  # noqa: S608 - fixed fragments only
+            "ORDER BY updated DESC, name LIMIT ? OFFSET ?",
+            (*args, limit, skip),
+        )
+        return [StoredEntity(namespace, r[0], collection, int(r[1]), int(r[2]), json.loads(r[3])) for r in rows]
+
+    async def count_entities(self, namespace: str, collection: Collection, *, package: str | None) -> int:
+        """Size of a collection."""
+        where, args = self._list_filter(namespace, collection, package)
+        row = await self._db.fetchone(f"SELECT COUNT(*) FROM entities WHERE {where}", args)  # noqa: S608
+        return int(row[0]) if row else 0
+
+    async def apply(self, writes: Sequence[Write]) -> list[int]:
+        """Atomic conditional writes."""
+        steps: list[Step] = []
+        revisions: list[int] = []
+        for write in writes:
+            if isinstance(write, Put):
+                body = _dumps(write.doc)
+                if write.expected_revision is None:
+                    steps.append(
+                        Step(
+                            "INSERT INTO entities (namespace, name, package, collection, revision, updated, doc) "
+                            "VALUES (?, ?, ?, ?, 1, ?, ?)",
+                            (
+                                write.namespace,
+                                write.name,
+                                _package_of(write.name),
+                                write.collection,
+                                write.updated,
+                                body,
+                            ),
+                        )
+                    )
+                    revisions.append(1)
+                else:
+                    steps.append(
+                        Step(
+                            "UPDATE entities SET revision = revision + 1, updated = ?, doc = ?, collection = ? "
+                            "WHERE namespace = ? AND name = ? AND revision = ?",
+                            (
+                                write.updated,
+                                body,
+                                write.collection,
+                                write.namespace,
+                                write.name,
+                                write.expected_revision,
+                            ),
+                            expect_rows=1,
+                        )
+                    )
+                    revisions.append(write.expected_revision + 1)
+            else:
+                assert isinstance(write, Delete)
+                steps.append(
+                    Step(
+                        "DELETE FROM entities WHERE namespace = ? AND name = ? AND revision = ?",
+                        (write.namespace, write.name, write.expected_revision),
+                        expect_rows=1,
+                    )
+                )
+                revisions.append(0)
+        await self._db.transaction(steps)
+        return revisions
+
+    async def put_code(self, digest: str, code: bytes) -> None:
+        """Content-addressed code."""
+        await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO code_blobs (digest, data) SELECT ?, ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM code_blobs WHERE digest = ?)",
+                    (digest, code, digest),
+                )
+            ]
+        )
+
+    async def get_code(self, digest: str) -> bytes | None:
+        """Code by digest."""
+        row = await self._db.fetchone("SELECT data FROM code_blobs WHERE digest = ?", (digest,))
+        return bytes(row[0]) if row else None
+
+    async def put_action_version(
+        self, namespace: str, name: str, version: str, doc: dict[str, JSON], created: int
+    ) -> None:
+        """Record a version of an action."""
+        await self._db.transaction(
+            [
+                Step(
+                    "DELETE FROM action_versions WHERE namespace = ? AND name = ? AND version = ?",
+                    (namespace, name, version),
+                ),
+                Step(
+                    "INSERT INTO action_versions (namespace, name, version, created, doc) VALUES (?, ?, ?, ?, ?)",
+                    (namespace, name, version, created, _dumps(doc)),
+                ),
+            ]
+        )
+
+    async def get_action_version(self, namespace: str, name: str, version: str) -> dict[str, JSON] | None:
+        """One recorded version."""
+        row = await self._db.fetchone(
+            "SELECT doc FROM action_versions WHERE namespace = ? AND name = ? AND version = ?",
+            (namespace, name, version),
+        )
+        return json.loads(row[0]) if row else None
+
+    # Activations.
+
+    async def put_activations(self, activations: Sequence[Activation]) -> None:
+        """Insert a batch of records."""
+        if not activations:
+            return
+        await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO activations (activation_id, namespace, entity_path, start_ms, doc) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (a.activation_id, a.namespace, a.entity_path, a.start, _dumps(activation_to_doc(a))),
+                )
+                for a in activations
+            ]
+        )
+
+    async def get_activation(self, namespace: str, activation_id: str) -> Activation | None:
+        """One record of ``namespace``."""
+        row = await self._db.fetchone(
+            "SELECT doc FROM activations WHERE activation_id = ? AND namespace = ?", (activation_id, namespace)
+        )
+        return activation_from_doc(json.loads(row[0])) if row else None
+
+    def _activation_filter(self, query: ActivationQuery) -> tuple[str, tuple[Any, ...]]:
+        clauses = ["namespace = ?"]
+        args: list[Any] = [query.namespace]
+        if query.entity_path is not None:
+            clauses.append("entity_path = ?")
+            args.append(query.entity_path)
+        if query.since_ms is not None:
+            clauses.append("start_ms >= ?")
+            args.append(query.since_ms)
+        if query.upto_ms is not None:
+            clauses.append("start_ms <= ?")
+            args.append(query.upto_ms)
+        return " AND ".join(clauses), tuple(args)
+
+    async def list_activations(self, query: ActivationQuery) -> list[Activation]:
+        """A page of records, newest first."""
+        where, args = self._activation_filter(query)
+        rows = await self._db.fetchall(
+            f"SELECT doc FROM activations WHERE {where} "  # noqa: S608 - fixed fragments only
+            "ORDER BY start_ms DESC, activation_id LIMIT ? OFFSET ?",
+            (*args, query.limit, query.skip),
+        )
+        return [activation_from_doc(json.loads(r[0])) for r in rows]
+
+    async def count_activations(self, query: ActivationQuery) -> int:
+        """Matching records."""
+        where, args = self._activation_filter(query)
+        row = await self._db.fetchone(f"SELECT COUNT(*) FROM activations WHERE {where}", args)  # noqa: S608
+        return int(row[0]) if row else 0
+
+
+def concurrent_modification() -> ConflictError:
+    """A conditional write lost a race (OpenWhisk's message)."""
+    return ConflictError("Concurrent modification to resource detected.")
+
+
+def already_exists() -> ConflictError:
+    """A create hit an existing row."""
+    return ConflictError("resource already exists")

@@ -1,0 +1,120 @@
+"""SQLite driver: the embedded default. One connection, WAL, used from one worker thread.
+
+Invariant: every use of the connection happens on ``self._executor``'s single thread, so the
+connection is never shared across threads and statements are serialised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stockade.errors import StoreError
+from stockade.store.sql import Row, SqlStore, Step, already_exists, concurrent_modification
+
+__all__ = ["SqliteDriver", "open_sqlite_store"]
+
+T = TypeVar("T")
+
+
+class SqliteDriver:
+    """A Driver over one SQLite database file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockade-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StoreError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, conn)
+
+    async def connect(self) -> None:
+        """Open the database file (created with mode 0600) in WAL mode."""
+
+        def _open() -> sqlite3.Connection:
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self._path.exists():
+                self._path.touch(mode=0o600)
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            return conn
+
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, _open)
+
+    async def close(self) -> None:
+        """Close the connection and the worker thread."""
+        if self._conn is not None:
+            await self._run(lambda c: c.close())
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def fetchone(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
+        """First row."""
+        row = await self._run(lambda c: c.execute(sql, args).fetchone())
+        return tuple(row) if row is not None else None
+
+    async def fetchall(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
+        """All rows."""
+        rows = await self._run(lambda c: c.execute(sql, args).fetchall())
+        return [tuple(r) for r in rows]
+
+    async def transaction(self, steps: Sequence[Step]) -> list[int]:
+        """All steps or none."""
+
+        def _tx(conn: sqlite3.Connection) -> list[int]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                counts = []
+                for step in steps:
+                    cursor = conn.execute(step.sql, step.args)
+                    if step.expect_rows is not None and cursor.rowcount != step.expect_rows:
+                        raise concurrent_modification()
+                    counts.append(cursor.rowcount)
+            except sqlite3.IntegrityError as exc:
+                conn.execute("ROLLBACK")
+                if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                    raise already_exists() from None
+                raise StoreError("the store refused a write") from None
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return counts
+
+        try:
+            return await self._run(_tx)
+        except sqlite3.Error:
+            raise StoreError("the store failed") from None
+
+    async def executescript(self, script: str) -> None:
+        """Run a script in one transaction."""
+
+        def _script(conn: sqlite3.Connection) -> None:
+            body = script.strip().rstrip(";")
+            try:
+                conn.executescript(f"BEGIN;\n{body};\nCOMMIT;")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        await self._run(_script)
+
+
+def open_sqlite_store(path: Path) -> SqlStore:
+    """A SqlStore over the SQLite file at ``path`` (call ``open()`` before use)."""
+    return SqlStore(SqliteDriver(path))
