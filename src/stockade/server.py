@@ -1,0 +1,179 @@
+"""``python -m stockade.server``: the standalone platform (what ``stockade up`` runs).
+
+The composition root: reads settings once, picks the sandbox backend, wires store, invoker and
+API, bootstraps the default namespace on first start, and serves on loopback by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+import uvicorn
+
+from stockade.api.app import Platform, create_app, default_store
+from stockade.config import Settings, load_settings
+from stockade.domain import JSON, Action, SystemClock
+from stockade.errors import PlatformError
+from stockade.invoker import Invoker, RunOutcome, RunRequest
+from stockade.observability import configure_logging
+from stockade.sandbox import BackendReport, InsecureProcessBackend, SandboxBackend
+from stockade.services import Services
+
+__all__ = ["InvokerRunner", "build_backend", "main"]
+
+log = structlog.get_logger("stockade.server")
+
+
+class InvokerRunner:
+    """Adapts the local Invoker to the services' ActionRunner seam."""
+
+    def __init__(self, invoker: Invoker) -> None:
+        self.invoker = invoker
+
+    async def run_action(
+        self,
+        action: Action,
+        params: dict[str, JSON],
+        init_env: dict[str, str],
+        activation_env: dict[str, str],
+        activation_id: str,
+    ) -> RunOutcome:
+        """Run on this host's invoker."""
+        return await self.invoker.run(
+            RunRequest(
+                action=action,
+                parameters=params,
+                activation_id=activation_id,
+                activation_env=activation_env,
+                init_env=init_env,
+                namespace=activation_env.get("__OW_NAMESPACE", ""),
+            )
+        )
+
+
+def build_backend(settings: Settings) -> SandboxBackend:
+    """The sandbox backend the settings name."""
+    if settings.invoker.sandbox_backend == "insecure_process":
+        return InsecureProcessBackend()
+    from stockade.sandbox import LinuxSandboxBackend
+
+    return LinuxSandboxBackend.from_settings(settings)
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stockade up", description="Start the Stockade platform (standalone).")
+    parser.add_argument("--config", type=Path, help="settings file (TOML)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 3233)")
+    parser.add_argument("--data-dir", type=Path, help="where state lives (default ~/.stockade)")
+    parser.add_argument("--store", help="'sqlite' (default) or a postgresql:// URL")
+    parser.add_argument(
+        "--sandbox",
+        choices=["linux", "insecure_process"],
+        help="sandbox backend: linux (default) or insecure_process (not recommended: no isolation)",
+    )
+    parser.add_argument("--namespace", help="name of the default namespace created on first start")
+    parser.add_argument("--log-format", choices=["json", "console"], default="console")
+    parser.add_argument("--wskprops", type=Path, help="where to write the credentials file on first start")
+    return parser.parse_args(list(argv))
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    overrides = {
+        "STOCKADE_API__HOST": args.host,
+        "STOCKADE_API__PORT": args.port,
+        "STOCKADE_DATA_DIR": args.data_dir,
+        "STOCKADE_STORE__URL": args.store,
+        "STOCKADE_INVOKER__SANDBOX_BACKEND": args.sandbox,
+        "STOCKADE_DEFAULT_NAMESPACE": args.namespace,
+    }
+    env.update({k: str(v) for k, v in overrides.items() if v is not None})
+    return load_settings(args.config, env)
+
+
+def write_wskprops(path: Path, api_host: str, token: str, namespace: str) -> None:
+    """Write a wskprops file readable only by its owner."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"APIHOST={api_host}\nAUTH={token}\nNAMESPACE={namespace}\n")
+
+
+def _print_report(settings: Settings, report: BackendReport) -> None:
+    print(f"stockade: sandbox backend {report.name} ({report.mode})", file=sys.stderr)
+    for item in report.enforced:
+        print(f"  enforced: {item}", file=sys.stderr)
+    for item in report.not_enforced:
+        print(f"  NOT enforced in this mode: {item}", file=sys.stderr)
+    for item in (*report.warnings, *settings.insecure_options()):
+        print(f"  WARNING: {item}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the standalone platform until interrupted."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = _settings_from(args)
+    except PlatformError as exc:
+        print(f"stockade: {exc.message}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, args.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    backend = build_backend(settings)
+    _print_report(settings, backend.report())
+    invoker = Invoker.from_settings(settings, backend)
+    wskprops_path = args.wskprops or settings.data_dir / "wskprops"
+
+    async def bootstrap(services: Services) -> None:
+        result = await services.namespaces.bootstrap(settings.default_namespace)
+        if result.key is None:
+            print(f"stockade: namespace {result.namespace!r} ready; credentials in {wskprops_path}", file=sys.stderr)
+            return
+        write_wskprops(wskprops_path, settings.api.base_url, result.key.token, result.namespace)
+        home_props = Path.home() / ".wskprops"
+        if args.wskprops is None and not home_props.exists():
+            write_wskprops(home_props, settings.api.base_url, result.key.token, result.namespace)
+        print(
+            f"stockade: created namespace {result.namespace!r}\n"
+            f"  AUTH={result.key.token}\n"
+            f"  (shown once; written to {wskprops_path} with mode 0600)\n"
+            f"  use it with: export WSK_CONFIG_FILE={wskprops_path}",
+            file=sys.stderr,
+        )
+
+    async def close_invoker() -> None:
+        await invoker.close()
+        await backend.close()
+
+    platform = Platform(
+        settings=settings,
+        store=default_store(settings),
+        runner=InvokerRunner(invoker),
+        clock=SystemClock(),
+        on_open=[bootstrap],
+        on_close=[close_invoker],
+    )
+    app = create_app(platform)
+    config = uvicorn.Config(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+    )
+    print(f"stockade: serving the OpenWhisk API on {settings.api.base_url}", file=sys.stderr)
+    asyncio.run(uvicorn.Server(config).serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
