@@ -18,8 +18,7 @@ from stockade.errors import (
     PlatformError,
     UnsupportedMediaTypeError,
 )
-from stockade.security import Credentials
-from stockade.services import Services
+from stockade.services import Credentials, Services
 
 __all__ = [
     "authenticate",

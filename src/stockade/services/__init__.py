@@ -7,9 +7,9 @@ from typing import final
 
 from stockade.config import Settings
 from stockade.domain import Clock
-from stockade.security import Authenticator
 from stockade.services.actions import ActionService, bounds_from
 from stockade.services.activations import ActivationRecorder, ActivationService
+from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials
 from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.namespaces import Bootstrap, NamespaceService
@@ -20,13 +20,16 @@ from stockade.services.triggers import TriggerService
 from stockade.store import Store
 
 __all__ = [
+    "MISSING_AUTH_MESSAGE",
     "SEALED_MESSAGE",
     "ActionRunner",
     "ActionService",
     "ActivationRecorder",
     "ActivationService",
+    "Authenticator",
     "Bootstrap",
     "Catalog",
+    "Credentials",
     "InvokeRequest",
     "InvokeResult",
     "InvokeService",

@@ -10,7 +10,7 @@ from stockade.api.context import authenticate, endpoint, namespace_param, paging
 from stockade.api.problems import JsonResponse
 from stockade.domain import Activation, is_valid_name
 from stockade.errors import BadRequestError
-from stockade.security import Credentials
+from stockade.services import Credentials
 from stockade.services.catalog import forbidden
 from stockade.store import ActivationQuery
 

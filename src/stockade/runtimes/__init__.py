@@ -1,0 +1,1 @@
+"""Runners that execute inside the sandbox: stdlib only, nothing of ours imported."""

@@ -1,0 +1,1 @@
+"""The Python runner (runs inside the sandbox)."""
