@@ -173,7 +173,8 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     """STOCKADE_API__PORT=8080 → {"api": {"port": "8080"}}; STOCKADE_DATA_DIR → {"data_dir": ...}."""
     out: dict[str, Any] = {}
     for key, value in env.items():
-        if not key.startswith("STOCKADE_") or key == "STOCKADE_CONFIG":
+        # STOCKADE_TEST_* is reserved for the test suite and never configures the platform.
+        if not key.startswith("STOCKADE_") or key == "STOCKADE_CONFIG" or key.startswith("STOCKADE_TEST_"):
             continue
         parts = key[len("STOCKADE_") :].lower().split("__")
         target = out

@@ -1,6 +1,6 @@
 """`--help` of every command group and command, compared with stored snapshots.
 
-Regenerate after an intended change with ``STOCKADE_UPDATE_SNAPSHOTS=1 pytest tests/cli``.
+Regenerate after an intended change with ``STOCKADE_TEST_UPDATE_SNAPSHOTS=1 pytest tests/cli``.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def test_help_matches_snapshot(argv, capsys, monkeypatch):
     assert run([*argv, "--help"]) == 0
     text = capsys.readouterr().out
     path = SNAPSHOTS / _snapshot_name(argv)
-    if os.environ.get("STOCKADE_UPDATE_SNAPSHOTS") == "1":
+    if os.environ.get("STOCKADE_TEST_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOTS.mkdir(exist_ok=True)
         path.write_text(text)
-    assert path.exists(), f"missing snapshot {path.name}; run with STOCKADE_UPDATE_SNAPSHOTS=1"
-    assert text == path.read_text(), f"--help drifted from {path.name}; regenerate with STOCKADE_UPDATE_SNAPSHOTS=1"
+    assert path.exists(), f"missing snapshot {path.name}; run with STOCKADE_TEST_UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(), f"--help drifted from {path.name}; regenerate with STOCKADE_TEST_UPDATE_SNAPSHOTS=1"
 
 
 def test_every_registered_command_has_a_snapshot_case():

@@ -36,27 +36,27 @@ def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], 
     port = _free_port()
     wskprops = data_dir / "wskprops"
     log_path = data_dir / "server.log"
-    backend = os.environ.get("STOCKADE_E2E_SANDBOX", "linux")
-    log_file = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stockade.server",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--wskprops",
-            str(wskprops),
-            "--sandbox",
-            backend,
-            *extra,
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
+    backend = os.environ.get("STOCKADE_TEST_E2E_SANDBOX", "linux")
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stockade.server",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--wskprops",
+                str(wskprops),
+                "--sandbox",
+                backend,
+                *extra,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

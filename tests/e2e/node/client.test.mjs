@@ -54,7 +54,8 @@ test("python and node actions: create, get, list, invoke, activations, delete", 
   const listed = await ow.activations.list({ name: pyName, limit: 5 });
   assert.ok(listed.length >= 1);
 
-  await ow.actions.update({ name: pyName, action: PY.replace("hello", "hi") });
+  // The client sends kind nodejs:default unless told otherwise, as it does against OpenWhisk.
+  await ow.actions.update({ name: pyName, action: PY.replace("hello", "hi"), kind: "python:3" });
   const updated = await ow.actions.invoke({ name: pyName, blocking: true, result: true });
   assert.equal(updated.greeting, "hi world");
 
