@@ -217,7 +217,9 @@ def test_malformed_json_and_wrong_content_type(api):
     r = api.put(f"{A}/a", json={"exec": "nope"})
     assert r.status_code == 400
     r = api.put(f"{A}/a", json={"exec": {"kind": "python:3", "code": 5}})
-    assert r.json()["error"].endswith("'code' must be a string or attachment object defined in 'exec' for 'python:3' actions")
+    assert r.json()["error"].endswith(
+        "'code' must be a string or attachment object defined in 'exec' for 'python:3' actions"
+    )
     assert api.get(f"{A}/a").status_code == 404
 
 
@@ -228,7 +230,12 @@ def test_other_namespace_is_forbidden(api):
     assert r.json()["error"] == "The supplied authentication is not authorized to access 'guest/secret'."
     missing = api.get("/api/v1/namespaces/guest/actions/nothing", ns="other")
     assert missing.status_code == 403
-    assert api.put("/api/v1/namespaces/guest/actions/x", ns="other", json={"exec": {"kind": "python:3", "code": PY}}).status_code == 403
+    assert (
+        api.put(
+            "/api/v1/namespaces/guest/actions/x", ns="other", json={"exec": {"kind": "python:3", "code": PY}}
+        ).status_code
+        == 403
+    )
     assert api.get("/api/v1/namespaces/guest/actions", ns="other").status_code == 403
 
 

@@ -115,11 +115,17 @@ def test_per_minute_throttle(api_factory, make_settings):
 
 
 def test_parameter_precedence(api):
-    api.put("/api/v1/namespaces/_/packages/pkg", json={"parameters": [{"key": "p", "value": 1}, {"key": "q", "value": "pkg"}]})
+    api.put(
+        "/api/v1/namespaces/_/packages/pkg",
+        json={"parameters": [{"key": "p", "value": 1}, {"key": "q", "value": "pkg"}]},
+    )
     put(api, "pkg/show", "def main(a):\n    return a\n", parameters=[{"key": "p", "value": 2}])
     assert api.post(f"{A}/pkg/show?blocking=true&result=true", json={}).json() == {"p": 2, "q": "pkg"}
     assert api.post(f"{A}/pkg/show?blocking=true&result=true", json={"p": 3}).json()["p"] == 3
-    api.put("/api/v1/namespaces/_/packages/bnd", json={"binding": {"namespace": "_", "name": "pkg"}, "parameters": [{"key": "q", "value": "binding"}]})
+    api.put(
+        "/api/v1/namespaces/_/packages/bnd",
+        json={"binding": {"namespace": "_", "name": "pkg"}, "parameters": [{"key": "q", "value": "binding"}]},
+    )
     r = api.post(f"{A}/bnd/show?blocking=true", json={})
     assert r.json()["response"]["result"] == {"p": 2, "q": "binding"}
     ann = {a["key"]: a["value"] for a in r.json()["annotations"]}

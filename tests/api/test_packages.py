@@ -58,7 +58,9 @@ def test_cross_namespace_package_visibility(api):
     r = api.post("/api/v1/namespaces/guest/actions/public/tool?blocking=true&result=true", ns="other", json={"x": 1})
     assert r.status_code == 200
     assert r.json() == {"x": 1}
-    assert api.post("/api/v1/namespaces/guest/actions/private/tool?blocking=true", ns="other", json={}).status_code == 403
+    assert (
+        api.post("/api/v1/namespaces/guest/actions/private/tool?blocking=true", ns="other", json={}).status_code == 403
+    )
 
 
 def test_bind_to_public_package_of_another_namespace(api):

@@ -103,7 +103,9 @@ def test_fire_missing_trigger_404_and_feed_validation(api):
 
 
 def test_sequence_pipes_results_and_records_children(api):
-    api.put(f"{A}/one", json={"exec": {"kind": "python:3", "code": "def main(a):\n    return {'n': a.get('n', 0) + 1}\n"}})
+    api.put(
+        f"{A}/one", json={"exec": {"kind": "python:3", "code": "def main(a):\n    return {'n': a.get('n', 0) + 1}\n"}}
+    )
     api.put(f"{A}/two", json={"exec": {"kind": "python:3", "code": "def main(a):\n    return {'n': a['n'] * 10}\n"}})
     r = api.put(f"{A}/seq", json={"exec": {"kind": "sequence", "components": ["/_/one", "/guest/two"]}})
     assert r.status_code == 200, r.text

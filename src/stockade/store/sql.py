@@ -151,10 +151,10 @@ class SqlStore:
         """Store a key and its subject."""
         await self._db.transaction(
             [
+                # ON CONFLICT, not WHERE NOT EXISTS: racing first uses must not conflict.
                 Step(
-                    "INSERT INTO subjects (name, created) SELECT ?, ? WHERE NOT EXISTS "
-                    "(SELECT 1 FROM subjects WHERE name = ?)",
-                    (key.subject, key.created, key.subject),
+                    "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    (key.subject, key.created),
                 ),
                 Step(
                     "INSERT INTO api_keys (uuid, key_hash, subject, namespace, created, revoked) "
@@ -273,9 +273,8 @@ class SqlStore:
         await self._db.transaction(
             [
                 Step(
-                    "INSERT INTO code_blobs (digest, data) SELECT ?, ? WHERE NOT EXISTS "
-                    "(SELECT 1 FROM code_blobs WHERE digest = ?)",
-                    (digest, code, digest),
+                    "INSERT INTO code_blobs (digest, data) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
+                    (digest, code),
                 )
             ]
         )
@@ -292,11 +291,8 @@ class SqlStore:
         await self._db.transaction(
             [
                 Step(
-                    "DELETE FROM action_versions WHERE namespace = ? AND name = ? AND version = ?",
-                    (namespace, name, version),
-                ),
-                Step(
-                    "INSERT INTO action_versions (namespace, name, version, created, doc) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO action_versions (namespace, name, version, created, doc) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (namespace, name, version) DO UPDATE SET created = excluded.created, doc = excluded.doc",
                     (namespace, name, version, created, _dumps(doc)),
                 ),
             ]

@@ -36,7 +36,10 @@ class SqliteDriver:
         if conn is None:
             raise StoreError("store is not open")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, conn)
+        try:
+            return await loop.run_in_executor(self._executor, fn, conn)
+        except sqlite3.Error:  # foreign exceptions stop here (house style rule 6)
+            raise StoreError("the store failed") from None
 
     async def connect(self) -> None:
         """Open the database file (created with mode 0600) in WAL mode."""
