@@ -1,0 +1,74 @@
+"""Session-wide fixtures: external services the marked tests need.
+
+PostgreSQL: ``STOCKADE_TEST_POSTGRES_URL`` if set, else the throwaway cluster of ``scripts/services``
+(started here, and stopped at the end if this session started it). When PostgreSQL cannot run,
+``@pytest.mark.postgres`` tests skip with the reason, or fail if ``STOCKADE_TEST_REQUIRE_POSTGRES=1``
+(for CI, where a silent skip would hide the whole engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICES = REPO / "scripts" / "services"
+
+
+def _services(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SERVICES), command], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, check=False
+    )
+
+
+async def _probe(url: str) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    await conn.close()
+
+
+def _connect_error(url: str) -> str | None:
+    """Why ``url`` cannot be connected to, or None. Runs on a loop of its own, off the test's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, _probe(url)).result()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return type(exc).__name__
+    return None
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("STOCKADE_TEST_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required (STOCKADE_TEST_REQUIRE_POSTGRES=1) but {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose role may create databases; skips the test when there is none."""
+    url = os.environ.get("STOCKADE_TEST_POSTGRES_URL")
+    if url:
+        error = _connect_error(url)
+        if error:
+            _unavailable(f"cannot connect to STOCKADE_TEST_POSTGRES_URL ({error})")
+        yield url
+        return
+    started_here = _services("status").returncode != 0
+    if started_here:
+        start = _services("start")
+        if start.returncode != 0:
+            _unavailable(f"scripts/services start failed: {start.stderr.strip() or start.stdout.strip()}")
+    env = _services("env")
+    if env.returncode != 0 or not env.stdout.startswith("STOCKADE_TEST_POSTGRES_URL="):
+        _unavailable(f"scripts/services env failed: {env.stderr.strip()}")
+    try:
+        yield env.stdout.strip().split("=", 1)[1]
+    finally:
+        if started_here:
+            _services("stop")
