@@ -28,6 +28,7 @@ __all__ = [
     "paging",
     "query_bool",
     "query_int",
+    "read_body",
     "read_json",
     "services_of",
     "transaction_id",
@@ -73,14 +74,9 @@ def namespace_param(request: Request, credentials: Credentials) -> str:
     return credentials.identity.namespace if ns == "_" else validate_namespace(ns)
 
 
-async def read_json(request: Request, *, limit_bytes: int, limit_message: bool = False) -> Any:
+async def read_json(request: Request, *, limit_bytes: int) -> Any:
     """The JSON body (``{}`` when empty); 415 for another content type, 413 over ``limit_bytes``."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit_bytes:
-        raise PayloadTooLargeError(f"Request larger than allowed: {int(length)} > {limit_bytes} bytes.")
-    body = await request.body()
-    if len(body) > limit_bytes:
-        raise PayloadTooLargeError(f"Request larger than allowed: {len(body)} > {limit_bytes} bytes.")
+    body = await read_body(request, limit_bytes)
     if not body.strip():
         return {}
     content_type = request.headers.get("content-type", "")
@@ -93,6 +89,22 @@ async def read_json(request: Request, *, limit_bytes: int, limit_message: bool =
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedRequestError(str(exc)) from None
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The raw body, 413 over ``limit_bytes`` (by Content-Length, then by what arrived)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit_bytes:
+        raise PayloadTooLargeError(f"Request larger than allowed: {int(length)} > {limit_bytes} bytes.")
+    # Invariant: a body without (or lying about) Content-Length is never buffered past the limit.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise PayloadTooLargeError(f"Request larger than allowed: {size} > {limit_bytes} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def query_bool(request: Request, name: str, default: bool = False) -> bool:

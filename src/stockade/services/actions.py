@@ -31,6 +31,7 @@ from stockade.domain import (
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
 from stockade.services.catalog import Catalog, forbidden
 from stockade.services.records import action_summary, action_to_doc
+from stockade.services.schemas import INPUT_SCHEMA_ANNOTATION, check_schema
 from stockade.store import Delete, Put, StoredEntity
 
 __all__ = ["ActionService", "bounds_from"]
@@ -199,6 +200,8 @@ class ActionService:
         )
         check_kv_size(action.parameters, "parameters", self._limits.max_parameters_bytes)
         check_kv_size(action.annotations, "annotations", self._limits.max_parameters_bytes)
+        if action.annotation(INPUT_SCHEMA_ANNOTATION) is not None:
+            check_schema(action.annotation(INPUT_SCHEMA_ANNOTATION))
         return await self._write(action, existing)
 
     async def _write(self, action: Action, existing: StoredEntity | None) -> Action:

@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, final
+from typing import Any, Literal, Protocol, final
 
 import structlog
 
@@ -32,6 +32,7 @@ from stockade.domain import (
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PlatformError
 from stockade.services.activations import ActivationRecorder
 from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.schemas import SchemaCache
 from stockade.services.throttle import Throttle
 
 __all__ = ["SEALED_MESSAGE", "ActionRunner", "InvokeRequest", "InvokeResult", "InvokeService"]
@@ -39,6 +40,14 @@ __all__ = ["SEALED_MESSAGE", "ActionRunner", "InvokeRequest", "InvokeResult", "I
 log = structlog.get_logger("stockade.invoke")
 
 SEALED_MESSAGE = "Request defines parameters that are not allowed (e.g., reserved properties)."
+# Arguments only the platform sets on web requests.
+RESERVED_WEB_KEYS = frozenset({"__ow_method", "__ow_headers", "__ow_path", "__ow_user", "__ow_query", "__ow_body"})
+
+# How request parameters are checked against bound ones:
+#   "final": OpenWhisk's rule, bound parameters are sealed when the action is annotated final;
+#   "web":   every bound parameter is sealed, and the reserved __ow_* keys cannot be supplied;
+#   "none":  no check (raw web actions, sequence components).
+SealMode = Literal["final", "web", "none"]
 
 
 class RunOutcomeLike(Protocol):
@@ -91,8 +100,10 @@ class InvokeRequest:
     api_token: str | None = None
     # Activation annotations added by the caller (web actions, triggers).
     cause: str | None = None
-    # Whether the request body's keys are checked against sealed parameters (web raw mode skips).
-    check_sealed: bool = True
+    # How the request's keys are checked against bound parameters (see SealMode).
+    seal: SealMode = "final"
+    # The keys the client itself supplied (web requests add __ow_* ones); None: all of params.
+    supplied_keys: frozenset[str] | None = None
 
 
 @final
@@ -149,13 +160,16 @@ class InvokeService:
         self._clock = clock
         self._max_sequence_length = max_sequence_length
         self._tasks: set[asyncio.Task[Activation]] = set()
+        self._schemas = SchemaCache()
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Accept an invoke: 429/403/404/400 before anything runs, then run and record."""
         namespace = request.identity.namespace
         self._throttle.check_invoke(namespace)
         resolved = await self._catalog.resolve_action(request.identity, request.path)
-        params = self.merge_parameters(resolved, request.params, check_sealed=request.check_sealed)
+        supplied = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
+        params = self.merge_parameters(resolved, request.params, seal=request.seal, supplied=supplied)
+        self._schemas.validate(resolved.action, {k: v for k, v in params.items() if k not in RESERVED_WEB_KEYS})
         activation_id = new_activation_id()
         self._throttle.started(namespace)
         task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None))
@@ -180,18 +194,25 @@ class InvokeService:
 
     @staticmethod
     def merge_parameters(
-        resolved: ResolvedAction, body: Mapping[str, JSON], *, check_sealed: bool = True
+        resolved: ResolvedAction,
+        body: Mapping[str, JSON],
+        *,
+        seal: SealMode = "final",
+        supplied: frozenset[str] | None = None,
     ) -> dict[str, JSON]:
-        """package < binding < action < request; sealed (``final``) parameters cannot be overridden."""
+        """package < binding < action < request; sealed parameters cannot be overridden."""
         defaults: dict[str, KeyValue] = {}
         if resolved.package is not None:
             defaults.update((kv.key, kv) for kv in resolved.package.parameters)
         if resolved.binding is not None:
             defaults.update((kv.key, kv) for kv in resolved.binding.parameters)
         defaults.update((kv.key, kv) for kv in resolved.action.parameters)
-        if check_sealed and is_truthy_json_true(resolved.action.annotation("final")):
+        keys = frozenset(body) if supplied is None else supplied
+        if seal == "web" and RESERVED_WEB_KEYS.intersection(keys):
+            raise BadRequestError(SEALED_MESSAGE)
+        if seal == "web" or (seal == "final" and is_truthy_json_true(resolved.action.annotation("final"))):
             sealed = {k for k, kv in defaults.items() if kv.value is not None}
-            if sealed.intersection(body):
+            if sealed.intersection(keys):
                 raise BadRequestError(SEALED_MESSAGE)
         merged: dict[str, JSON] = {k: kv.value for k, kv in defaults.items() if not kv.init}
         merged.update(body)
@@ -306,7 +327,7 @@ class InvokeService:
             except PlatformError:
                 response = ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, "Sequence failed.")
                 break
-            component_params = self.merge_parameters(resolved, value, check_sealed=False)
+            component_params = self.merge_parameters(resolved, value, seal="none")
             child_id = new_activation_id()
             child = await self._activate(request, resolved, component_params, child_id, activation_id, "sequence")
             logs.append(child_id)

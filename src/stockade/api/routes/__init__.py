@@ -2,7 +2,7 @@
 
 from starlette.routing import BaseRoute
 
-from stockade.api.routes import actions, activations, info, namespaces, packages, rules, triggers
+from stockade.api.routes import actions, activations, info, namespaces, packages, rules, triggers, web
 
 __all__ = ["all_routes"]
 
@@ -17,4 +17,5 @@ def all_routes() -> list[BaseRoute]:
         *packages.routes,
         *triggers.routes,
         *rules.routes,
+        *web.routes,
     ]
