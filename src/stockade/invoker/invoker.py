@@ -1,0 +1,465 @@
+"""Invoker: run one activation of an action in a warm or new sandbox and classify the outcome.
+
+Outcomes follow OpenWhisk (docs: reference/openwhisk-compat.md §6): success and application
+errors keep the sandbox warm; developer and internal errors, failed integrity checks and
+timeouts destroy it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, Final, final
+
+from stockade.config import InvokerSettings, LimitSettings, Settings
+from stockade.domain import ActivationResponse, ActivationStatus, Clock, SystemClock
+from stockade.invoker.code import CodeError, CodeStore
+from stockade.invoker.logs import LOG_COLLECTION_FAILED, LOG_DEVELOPER_ERROR, ActivationLogs
+from stockade.invoker.outcomes import (
+    CHECK_FAILED,
+    CODE_MODIFIED,
+    ENTRY_REPLACED,
+    INIT_EXITED,
+    INIT_FAILED,
+    INIT_TIMEOUT,
+    INTEGRITY_FAILED,
+    INVALID_RESPONSE,
+    RUN_EXITED,
+    RUN_TIMEOUT,
+    START_FAILED,
+    STRAY_PROCESSES,
+    InvokerStatistics,
+    RunOutcome,
+    RunRequest,
+    classify_result,
+    compact_json,
+    developer_error,
+)
+from stockade.invoker.pool import PoolKey, WarmPool
+from stockade.invoker.protocol import ProtocolError
+from stockade.invoker.session import SandboxSession
+from stockade.sandbox.backend import SandboxBackend
+from stockade.sandbox.spec import SandboxSpec
+
+__all__ = ["Invoker"]
+
+_MIB = 1024 * 1024
+# How long the host waits for sentinels that were not yet in the pipes when the reply came.
+LOG_WAIT_S: Final = 2.0
+# The integrity check reads the code tree; generous, but far below any action timeout.
+CHECK_TIMEOUT_S: Final = 5.0
+_CHECK: Final = {"op": "check"}
+
+
+class _Failed(Exception):
+    """Internal: a phase ended the activation with ``response``; the sandbox is already gone."""
+
+    def __init__(
+        self, response: ActivationResponse, *, timed_out: bool = False, findings: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(response.status.value)
+        self.response = response
+        self.timed_out = timed_out
+        self.findings = findings
+
+
+@final
+class Invoker:
+    """Runs activations in sandboxes from ``backend``, reusing warm ones per PoolKey.
+
+    Capacity: at most ``settings.max_sandboxes`` sandboxes live (idle or busy); at the cap an
+    idle sandbox of another key is evicted (LRU), else ``run`` waits. Call ``close`` at shutdown.
+    """
+
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        code_store: CodeStore,
+        *,
+        settings: InvokerSettings | None = None,
+        max_result_bytes: int = LimitSettings().max_result_bytes,
+        clock: Clock | None = None,
+        api_host: str = "",
+    ) -> None:
+        settings = settings or InvokerSettings()
+        self._backend = backend
+        self._code = code_store
+        self._clock: Clock = clock or SystemClock()
+        self._max_result_bytes = max_result_bytes
+        self._api_host = api_host
+        self._pool: WarmPool[SandboxSession] = WarmPool(
+            clock=self._clock,
+            max_sandboxes=settings.max_sandboxes,
+            idle_ttl_ms=int(settings.idle_ttl_s * 1000),
+            max_runs=settings.max_runs_per_sandbox,
+        )
+        self._reap_interval_s = max(1.0, min(settings.idle_ttl_s / 2, 30.0))
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._is_closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, backend: SandboxBackend, *, clock: Clock | None = None) -> Invoker:
+        """An invoker wired from settings; code lives under ``data_dir/code``."""
+        return cls(
+            backend,
+            CodeStore(settings.data_dir / "code"),
+            settings=settings.invoker,
+            max_result_bytes=settings.limits.max_result_bytes,
+            clock=clock,
+            api_host=settings.api.base_url,
+        )
+
+    @property
+    def code_root(self) -> Path:
+        """Where materialised code lives."""
+        return self._code.root
+
+    # -- public ----------------------------------------------------------------------------------
+
+    async def run(self, request: RunRequest) -> RunOutcome:
+        """Run one activation to its outcome; waits while the invoker is at capacity."""
+        if self._is_closed:
+            raise RuntimeError("invoker is closed")
+        self._ensure_reaper()
+        action = request.action
+        arrived_ms = self._clock.now_ms()
+        if action.exec.family is None:
+            return self._outcome_without_sandbox(arrived_ms, ActivationStatus.INTERNAL_ERROR, START_FAILED)
+        key = PoolKey(request.namespace or action.path.namespace, action.path.fqn, action.version, action.updated)
+        logs = ActivationLogs(action.limits.logs * _MIB)
+        try:
+            session, is_cold = await self._acquire(key, request)
+        except CodeError as exc:
+            return self._outcome_without_sandbox(arrived_ms, ActivationStatus.DEVELOPER_ERROR, exc.message)
+        except Exception:
+            # Backend failures stay here: the client sees a whisk internal error, no internals.
+            return self._outcome_without_sandbox(arrived_ms, ActivationStatus.INTERNAL_ERROR, START_FAILED)
+        ready_ms = self._clock.now_ms()
+        is_settled = False
+        try:
+            outcome = await self._drive(session, request, logs, is_cold, arrived_ms, ready_ms)
+            is_settled = True
+            return outcome
+        finally:
+            if not is_settled:
+                # Cancelled (or a bug) mid-activation: the sandbox state is unknown.
+                self._spawn(self._destroy(session))
+
+    async def reap_idle(self) -> int:
+        """Kill idle sandboxes past the TTL; returns how many."""
+        expired = self._pool.reap()
+        for session in expired:
+            session.is_discarded = True  # reap() already freed the slot
+            await session.destroy()
+        if expired:
+            self._wake(len(expired))
+        return len(expired)
+
+    def statistics(self) -> InvokerStatistics:
+        """Pool counters and the number of activations waiting for capacity."""
+        waiting = sum(1 for fut in self._waiters if not fut.done())
+        return InvokerStatistics(self._pool.statistics(), waiting)
+
+    async def close(self) -> None:
+        """Stop the reaper and kill every idle sandbox; busy ones are killed when their run ends."""
+        self._is_closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        for session in self._pool.drain():
+            session.is_discarded = True  # drain() already freed the slot
+            await session.destroy()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- acquiring a sandbox -----------------------------------------------------------------------
+
+    async def _acquire(self, key: PoolKey, request: RunRequest) -> tuple[SandboxSession, bool]:
+        """A warm session of ``key`` or a new started one (not yet initialised)."""
+        while True:
+            session = self._pool.take(key)
+            if session is not None:
+                if session.process.is_alive():
+                    return session, False
+                await self._destroy(session)
+                continue
+            evicted = self._pool.reserve()
+            if evicted is None:
+                await self._wait_capacity()
+                continue
+            try:
+                for victim in evicted:
+                    victim.is_discarded = True  # its slot passed to us
+                    await victim.destroy()
+                return await self._start(key, request), True
+            except BaseException:
+                self._pool.discard()
+                self._wake()
+                raise
+
+    async def _start(self, key: PoolKey, request: RunRequest) -> SandboxSession:
+        action = request.action
+        code = await self._code.materialize(action.exec)
+        family = action.exec.family
+        assert family is not None
+        env = dict(request.init_env)
+        if self._api_host:
+            env["__OW_API_HOST"] = self._api_host
+        spec = SandboxSpec(
+            family=family,
+            code_dir=code.path,
+            memory_mb=action.limits.memory,
+            timeout_ms=action.limits.timeout,
+            env=env,
+            label=f"{action.path.relative}@{action.version}",
+        )
+        process = await self._backend.start(spec)
+        try:
+            return SandboxSession(process, key, code)
+        except BaseException:
+            await process.kill()
+            raise
+
+    async def _wait_capacity(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            # Woken and cancelled at once: pass the wake-up on so no capacity is lost.
+            if waiter.done() and not waiter.cancelled():
+                self._wake()
+            raise
+
+    def _wake(self, count: int = 1) -> None:
+        while count and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
+
+    # -- one activation ---------------------------------------------------------------------------
+
+    async def _drive(
+        self,
+        session: SandboxSession,
+        request: RunRequest,
+        logs: ActivationLogs,
+        is_cold: bool,
+        arrived_ms: int,
+        ready_ms: int,
+    ) -> RunOutcome:
+        timeout_ms = request.action.limits.timeout
+        notes: list[str] = []
+        start_ms = ready_ms
+        init_time_ms: int | None = None
+        timed_out = False
+        findings: tuple[str, ...] = ()
+        try:
+            if is_cold:
+                await self._init(session, request, logs, notes, timeout_ms)
+                run_start_ms = self._clock.now_ms()
+                init_time_ms = run_start_ms - start_ms
+            else:
+                run_start_ms = start_ms
+            response = await self._run(session, request, logs, notes, timeout_ms, run_start_ms)
+        except _Failed as failed:
+            response, timed_out, findings = failed.response, failed.timed_out, failed.findings
+            end_ms = self._clock.now_ms()
+            if is_cold and init_time_ms is None:
+                init_time_ms = end_ms - start_ms
+        else:
+            end_ms = self._clock.now_ms()
+            findings = await self._verify(session)
+            if findings:
+                await self._destroy(session, code_modified=any(f.startswith(CODE_MODIFIED) for f in findings))
+            else:
+                self._release(session)
+        return RunOutcome(
+            response=response,
+            logs=logs.lines(session.logs.now_ns(), *notes),
+            start_ms=start_ms,
+            end_ms=end_ms,
+            wait_time_ms=max(0, ready_ms - arrived_ms),
+            init_time_ms=init_time_ms,
+            timed_out=timed_out,
+            findings=findings,
+            sandbox_id=session.sandbox_id,
+        )
+
+    async def _init(
+        self, session: SandboxSession, request: RunRequest, logs: ActivationLogs, notes: list[str], timeout_ms: int
+    ) -> None:
+        """Send init and capture the integrity facts; raises _Failed (sandbox destroyed)."""
+        exec_ = request.action.exec
+        # Like OpenWhisk's /init, the first activation's variables are visible to module-level code.
+        env = {**request.init_env, **request.activation_env}
+        message = {
+            "op": "init",
+            "code_dir": session.process.code_path,
+            "main": exec_.main or "main",
+            "binary": exec_.binary,
+            "env": env,
+        }
+        try:
+            reply = await session.request(message, timeout_ms / 1000)
+        except TimeoutError:
+            await self._abort(session, logs, notes)
+            raise _Failed(developer_error(INIT_TIMEOUT.format(ms=timeout_ms)), timed_out=True) from None
+        except ProtocolError:
+            await self._abort(session, logs, notes)
+            raise _Failed(developer_error(INIT_EXITED)) from None
+        if not await session.collect_logs(logs, wait_s=LOG_WAIT_S):
+            notes.append(LOG_COLLECTION_FAILED)
+        if reply.get("ok") is not True:
+            await self._destroy(session)
+            error = reply.get("error")
+            raise _Failed(
+                developer_error(error if isinstance(error, str) else INIT_FAILED.format(body=compact_json(reply)))
+            )
+        try:
+            facts = await session.request(_CHECK, CHECK_TIMEOUT_S)
+        except (TimeoutError, ProtocolError):
+            facts = {}
+        session.digest, session.entry = facts.get("digest"), facts.get("entry")
+        if facts.get("ok") is not True or session.digest != session.code.digest:
+            # The shared code directory changed since it was built: rebuild it, do not run.
+            await self._destroy(session, code_modified=True)
+            finding = f"{CODE_MODIFIED}: code directory differs from what was materialised"
+            raise _Failed(
+                ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, INTEGRITY_FAILED), findings=(finding,)
+            )
+
+    async def _run(
+        self,
+        session: SandboxSession,
+        request: RunRequest,
+        logs: ActivationLogs,
+        notes: list[str],
+        timeout_ms: int,
+        run_start_ms: int,
+    ) -> ActivationResponse:
+        """Send run and classify the reply; raises _Failed (sandbox destroyed) on developer errors."""
+        deadline_ms = run_start_ms + timeout_ms
+        env = dict(request.activation_env)
+        env["__OW_DEADLINE"] = str(deadline_ms)
+        message = {
+            "op": "run",
+            "value": request.parameters,
+            "env": env,
+            "deadline_ms": deadline_ms,
+            # Invariant: CPU time <= wall time for one thread, so the wall clock normally fires first;
+            # the CPU timer catches multi-threaded burners and backs up a stuck host timer.
+            "cpu_ms": timeout_ms,
+        }
+        try:
+            reply = await session.request(message, timeout_ms / 1000)
+        except TimeoutError:
+            await self._abort(session, logs, notes)
+            raise _Failed(developer_error(RUN_TIMEOUT.format(ms=timeout_ms)), timed_out=True) from None
+        except ProtocolError:
+            await self._abort(session, logs, notes)
+            raise _Failed(developer_error(RUN_EXITED)) from None
+        session.runs += 1
+        if reply.get("ok") is True:
+            # Overlap: the runner computes its integrity facts while we collect logs and classify;
+            # _verify reads the reply. A failed send shows up there as a failed check.
+            with contextlib.suppress(ProtocolError, OSError):
+                await session.channel.send(_CHECK)
+        if not await session.collect_logs(logs, wait_s=LOG_WAIT_S):
+            notes.append(LOG_COLLECTION_FAILED)
+        if reply.get("ok") is not True:
+            await self._destroy(session)
+            error = reply.get("error")
+            raise _Failed(
+                developer_error(error if isinstance(error, str) else INVALID_RESPONSE.format(body=compact_json(reply)))
+            )
+        response = classify_result(
+            reply.get("result"), frame_bytes=session.channel.last_frame_bytes, max_result_bytes=self._max_result_bytes
+        )
+        if response.status is ActivationStatus.DEVELOPER_ERROR:
+            await self._destroy(session)
+            raise _Failed(response)
+        return response
+
+    async def _verify(self, session: SandboxSession) -> tuple[str, ...]:
+        """Integrity after a run: code digest and entry unchanged since init, no stray processes.
+
+        Precondition: ``_run`` already sent the check request; this reads its reply.
+        """
+        findings: list[str] = []
+        try:
+            strays = session.process.stray_processes()
+        except OSError:
+            strays = []
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                reply = await session.channel.receive()
+        except (TimeoutError, ProtocolError) as exc:
+            findings.append(f"{CHECK_FAILED}: {type(exc).__name__}")
+        else:
+            if reply.get("ok") is not True:
+                findings.append(f"{CHECK_FAILED}: {reply.get('error')}")
+            else:
+                if reply.get("digest") != session.digest:
+                    findings.append(f"{CODE_MODIFIED}: code directory changed during the run")
+                if reply.get("entry") != session.entry:
+                    findings.append(f"{ENTRY_REPLACED}: the entry function was rebound or rewritten")
+        if strays:
+            findings.append(f"{STRAY_PROCESSES}: {' '.join(str(pid) for pid in strays)}")
+        return tuple(findings)
+
+    # -- ending a sandbox ---------------------------------------------------------------------------
+
+    async def _abort(self, session: SandboxSession, logs: ActivationLogs, notes: list[str]) -> None:
+        """Timeout or death: keep what the pipes hold, then kill."""
+        session.collect_remaining(logs)
+        notes.append(LOG_DEVELOPER_ERROR)
+        await self._destroy(session)
+
+    async def _destroy(self, session: SandboxSession, *, code_modified: bool = False) -> None:
+        # Accounting first and synchronously, so a cancelled kill cannot leak a pool slot.
+        if not session.is_discarded:
+            session.is_discarded = True
+            self._pool.discard()
+            self._wake()
+            if code_modified:
+                self._code.discard(session.code)
+        await session.destroy()
+
+    def _release(self, session: SandboxSession) -> None:
+        if self._is_closed or not self._pool.put(session.key, session, session.runs):
+            self._spawn(self._destroy(session))
+            return
+        self._wake()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.ensure_future(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._reap_interval_s)
+            await self.reap_idle()
+
+    def _outcome_without_sandbox(self, arrived_ms: int, status: ActivationStatus, message: str) -> RunOutcome:
+        now_ms = self._clock.now_ms()
+        return RunOutcome(
+            response=ActivationResponse.failure(status, message),
+            logs=[],
+            start_ms=arrived_ms,
+            end_ms=now_ms,
+            wait_time_ms=max(0, now_ms - arrived_ms),
+        )
