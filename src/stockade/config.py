@@ -21,6 +21,7 @@ __all__ = [
     "ApiSettings",
     "InvokerSettings",
     "LimitSettings",
+    "SecuritySettings",
     "Settings",
     "StoreSettings",
     "load_settings",
@@ -45,11 +46,15 @@ class ApiSettings:
     # The URL actions see as __OW_API_HOST; derived from host/port when empty.
     public_url: str = ""
     max_body_bytes: int = 50 * 1024 * 1024
+    # Serve HTTPS with this certificate and key (PEM files); plain HTTP when empty.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     @property
     def base_url(self) -> str:
         """The URL clients and actions use to reach the API."""
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert_file else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
 
 @final
@@ -103,6 +108,32 @@ class InvokerSettings:
 
 @final
 @dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """Where the master key comes from: a 0600 keyring file, or one base64 key in a variable."""
+
+    # Defaults to <data_dir>/master.key, created on first start.
+    master_key_file: str = ""
+    # A base64 master key (e.g. from STOCKADE_SECURITY__MASTER_KEY); overrides the file.
+    master_key: str = field(default="", repr=False)
+
+
+_SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    """The deploy gate's platform defaults; a namespace may have its own policy in the store."""
+
+    # Comma-separated severities: findings at these block a deploy, at those only warn.
+    block_severities: str = "critical,high"
+    warn_severities: str = "medium,low"
+    # The gate runs on every create/update of a code action; turning it off is not recommended.
+    insecure_disable_gate: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Stockade reads from its environment, once."""
 
@@ -113,12 +144,21 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     invoker: InvokerSettings = field(default_factory=InvokerSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    scan: ScanSettings = field(default_factory=ScanSettings)
+
+    @property
+    def master_key_path(self) -> Path:
+        """The keyring file."""
+        return Path(self.security.master_key_file) if self.security.master_key_file else self.data_dir / "master.key"
 
     def insecure_options(self) -> list[str]:
         """Opt-outs in force, for the start-up warning."""
         found = []
         if self.invoker.sandbox_backend == "insecure_process":
             found.append("invoker.sandbox_backend = insecure_process: actions run unconfined")
+        if self.scan.insecure_disable_gate:
+            found.append("scan.insecure_disable_gate = true: deploys are not scanned")
         return found
 
 
@@ -127,6 +167,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "store": StoreSettings,
     "limits": LimitSettings,
     "invoker": InvokerSettings,
+    "security": SecuritySettings,
+    "scan": ScanSettings,
 }
 
 
@@ -208,5 +250,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"api.port out of range: {settings.api.port}")
     if settings.store.url != "sqlite" and not settings.store.url.startswith(("postgresql://", "postgres://")):
         raise SettingsError("store.url must be 'sqlite' or a postgresql:// URL")
+    for name in ("block_severities", "warn_severities"):
+        for item in getattr(settings.scan, name).split(","):
+            if item.strip() and item.strip().lower() not in _SEVERITIES:
+                raise SettingsError(f"scan.{name}: unknown severity {item.strip()!r} (use {', '.join(_SEVERITIES)})")
     if settings.invoker.max_sandboxes < 1:
         raise SettingsError("invoker.max_sandboxes must be at least 1")

@@ -12,6 +12,7 @@ from typing import ClassVar
 __all__ = [
     "BadRequestError",
     "ConflictError",
+    "DeployBlockedError",
     "ForbiddenError",
     "InternalError",
     "MalformedRequestError",
@@ -55,6 +56,18 @@ class MalformedRequestError(BadRequestError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"The request content was malformed:\n{detail}")
+
+
+class DeployBlockedError(BadRequestError):
+    """The deploy gate found blocking findings (400, code ``deploy_blocked``).
+
+    OpenWhisk has no such error; Stockade answers 400 because the request content (the action)
+    is refused, so existing clients show the message. The message lists the findings and how to
+    accept the risk (``?acceptRisk=<reason>``, CLI ``--accept-risk``).
+    """
+
+    code = "deploy_blocked"
+    exit_code = 2
 
 
 class UnauthenticatedError(PlatformError):

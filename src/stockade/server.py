@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -23,6 +24,7 @@ from stockade.errors import PlatformError
 from stockade.invoker import Invoker, RunOutcome, RunRequest
 from stockade.observability import configure_logging
 from stockade.sandbox import BackendReport, InsecureProcessBackend, SandboxBackend
+from stockade.security.tls import ensure_self_signed
 from stockade.services import Services
 
 __all__ = ["InvokerRunner", "build_backend", "main"]
@@ -79,6 +81,13 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="sandbox backend: linux (default) or insecure_process (not recommended: no isolation)",
     )
     parser.add_argument("--namespace", help="name of the default namespace created on first start")
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
+    parser.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="serve HTTPS with a generated self-signed certificate (development only)",
+    )
     parser.add_argument("--log-format", choices=["json", "console"], default="console")
     parser.add_argument("--wskprops", type=Path, help="where to write the credentials file on first start")
     return parser.parse_args(list(argv))
@@ -93,6 +102,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "STOCKADE_STORE__URL": args.store,
         "STOCKADE_INVOKER__SANDBOX_BACKEND": args.sandbox,
         "STOCKADE_DEFAULT_NAMESPACE": args.namespace,
+        "STOCKADE_API__TLS_CERT_FILE": args.tls_cert,
+        "STOCKADE_API__TLS_KEY_FILE": args.tls_key,
     }
     env.update({k: str(v) for k, v in overrides.items() if v is not None})
     return load_settings(args.config, env)
@@ -126,6 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, args.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if args.self_signed:
+        cert, key = ensure_self_signed(settings.data_dir / "tls", ["localhost", settings.api.host])
+        settings = replace(settings, api=replace(settings.api, tls_cert_file=str(cert), tls_key_file=str(key)))
+        print(
+            f"stockade: WARNING: serving HTTPS with a self-signed certificate ({cert}); development only",
+            file=sys.stderr,
+        )
+    if bool(settings.api.tls_cert_file) != bool(settings.api.tls_key_file):
+        print("stockade: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     backend = build_backend(settings)
     _print_report(settings, backend.report())
     invoker = Invoker.from_settings(settings, backend)
@@ -169,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         lifespan="on",
         server_header=False,
+        ssl_certfile=settings.api.tls_cert_file or None,
+        ssl_keyfile=settings.api.tls_key_file or None,
     )
     print(f"stockade: serving the OpenWhisk API on {settings.api.base_url}", file=sys.stderr)
     asyncio.run(uvicorn.Server(config).serve())

@@ -40,7 +40,9 @@ def test_get_package_shape_and_list(api):
     api.put(f"{P}/bnd", json={"binding": {"namespace": "_", "name": "pkg"}, "parameters": [{"key": "b", "value": 2}]})
     bound = api.get(f"{P}/bnd").json()
     assert bound["binding"] == {"namespace": "guest", "name": "pkg"}
-    assert {p["key"]: p["value"] for p in bound["parameters"]} == {"a": 1, "b": 2}
+    params = {p["key"]: p for p in bound["parameters"]}
+    assert set(params) == {"a", "b"}
+    assert all(p["value"].startswith("hmac-sha256:") and p["encryption"] == "AES-256-GCM" for p in params.values())
     assert [a["name"] for a in bound["actions"]] == ["one"]
     listed = {p["name"]: p for p in api.get(P).json()}
     assert listed["pkg"]["binding"] is False
@@ -94,5 +96,6 @@ def test_package_update_replaces_parameters(api):
     api.put(f"{P}/pkg", json={"parameters": [{"key": "a", "value": 1}], "annotations": [{"key": "x", "value": 1}]})
     r = api.put(f"{P}/pkg?overwrite=true", json={"parameters": [{"key": "b", "value": 2}]})
     assert r.json()["version"] == "0.0.2"
-    assert r.json()["parameters"] == [{"key": "b", "value": 2}]
+    assert [p["key"] for p in r.json()["parameters"]] == ["b"]
+    assert r.json()["parameters"][0]["value"].startswith("hmac-sha256:")
     assert r.json()["annotations"] == [{"key": "x", "value": 1}]

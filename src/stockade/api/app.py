@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,12 +19,14 @@ from stockade.api.routes import all_routes
 from stockade.config import Settings
 from stockade.domain import Clock, SystemClock
 from stockade.errors import NotFoundError, PlatformError
+from stockade.security import Keyring
 from stockade.services import ActionRunner, Services, build_services
 from stockade.store import Store, open_store
 
 __all__ = ["Platform", "create_app"]
 
 ROUTE_NOT_FOUND = "The requested resource could not be found."
+log = structlog.get_logger("stockade.api")
 
 
 @dataclass(slots=True)
@@ -34,6 +37,8 @@ class Platform:
     store: Store
     runner: ActionRunner
     clock: Clock = field(default_factory=SystemClock)
+    # The master keyring; None loads it from settings (created on first start).
+    keyring: Keyring | None = None
     # Called on shutdown after activations drain (e.g. to close the invoker and its sandboxes).
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called once the store is open, before serving (e.g. bootstrap of the default namespace).
@@ -47,11 +52,18 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def create_app(platform: Platform) -> Starlette:
     """The ASGI app over ``platform``; the store opens and closes with the app's lifespan."""
-    services = build_services(platform.settings, platform.store, platform.runner, platform.clock)
+    services = build_services(platform.settings, platform.store, platform.runner, platform.clock, platform.keyring)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await platform.store.open()
+        try:
+            # Read-only check: a wrong master key stops the start before anything is written.
+            await services.vault.verify()
+        except PlatformError as exc:
+            log.error("startup.refused", reason=exc.message)  # noqa: TRY400 - the reason is the message; no traceback
+            await platform.store.close()
+            raise
         services.recorder.start()
         for hook in platform.on_open:
             await hook(services)

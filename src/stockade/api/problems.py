@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from stockade.errors import PlatformError
+from stockade.errors import InternalError, PlatformError
 
 __all__ = ["JsonResponse", "error_response"]
 
@@ -27,6 +27,9 @@ class JsonResponse(Response):
 def error_response(exc: PlatformError, transaction_id: str, headers: dict[str, str] | None = None) -> JsonResponse:
     """The OpenWhisk error envelope for ``exc``; 401s carry the Basic challenge."""
     extra = dict(headers or {})
+    if exc.status >= 500 and exc.status != 503:
+        # Invariant: clients never see internals; the detail was logged where it was raised.
+        exc = InternalError()
     if exc.status == 401:
         extra["WWW-Authenticate"] = _AUTH_CHALLENGE
     return JsonResponse({"error": exc.message, "code": transaction_id}, status_code=exc.status, headers=extra)

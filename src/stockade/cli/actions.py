@@ -24,7 +24,7 @@ from stockade.cli.params import (
     build_payload,
 )
 
-__all__ = ["KIND_BY_SUFFIX", "action_body", "read_exec", "register", "web_annotations"]
+__all__ = ["KIND_BY_SUFFIX", "action_body", "read_exec", "register", "secret_refs", "web_annotations"]
 
 KIND_BY_SUFFIX = {".py": "python:3", ".js": "nodejs:default"}
 # Archives travel base64-encoded and need an explicit --kind (the runtime cannot be guessed).
@@ -54,6 +54,17 @@ def read_exec(path: str, kind: str | None, main: str | None) -> dict[str, Json]:
     if main:
         exec_["main"] = main
     return exec_
+
+
+def secret_refs(pairs: list[str]) -> dict[str, Json]:
+    """``["ENV=name", ...]`` → the ``secrets`` annotation ``{"ENV": "name"}``."""
+    refs: dict[str, Json] = {}
+    for pair in pairs:
+        env, sep, name = pair.partition("=")
+        if not sep or not env or not name:
+            raise CliError(f"--secret takes ENV=SECRET, got '{pair}'", exit_code=2)
+        refs[env] = name
+    return refs
 
 
 def web_annotations(mode: str) -> dict[str, Json]:
@@ -93,7 +104,9 @@ def action_body(ctx: Context, args: argparse.Namespace, *, require_exec: bool) -
     annotations = build_payload(args.annotations, args.annotation_file)
     if args.web:
         annotations.update(web_annotations(args.web))
-    if annotations or args.annotations or args.annotation_file:
+    if args.secrets:
+        annotations["secrets"] = secret_refs(args.secrets)
+    if annotations or args.annotations or args.annotation_file or args.secrets:
         body["annotations"] = [{"key": key, "value": value} for key, value in annotations.items()]
     limits = {
         key: value
@@ -109,7 +122,10 @@ def _put(ctx: Context, args: argparse.Namespace, *, overwrite: bool) -> int:
     """PUT the action; ``overwrite`` makes it an update."""
     name = ctx.action_name(args.name)
     body = action_body(ctx, args, require_exec=not overwrite)
-    reply = ctx.client.put(name.path("actions"), body, overwrite=overwrite)
+    params: dict[str, str | int] = {"overwrite": "true"} if overwrite else {}
+    if args.accept_risk is not None:
+        params["acceptRisk"] = args.accept_risk  # the deploy gate records it with your identity
+    reply = ctx.client.request("PUT", name.path("actions"), params=params or None, body=body)
     ctx.out.result(f"{'updated' if overwrite else 'created'} action {args.name}", reply)
     return 0
 
@@ -264,6 +280,18 @@ def _code_options(parser: argparse.ArgumentParser, *, file_required: bool) -> No
     parser.add_argument("-t", "--timeout", type=int, metavar="MS", help="time limit in milliseconds")
     parser.add_argument("-m", "--memory", type=int, metavar="MB", help="memory limit in megabytes")
     parser.add_argument("-l", "--logsize", type=int, metavar="MB", help="log size limit in megabytes")
+    parser.add_argument(
+        "--accept-risk",
+        metavar="REASON",
+        help="deploy despite blocking security-gate findings; the reason is recorded with your identity",
+    )
+    parser.add_argument(
+        "--secret",
+        dest="secrets",
+        action="append",
+        metavar="ENV=SECRET",
+        help="give the action secret SECRET as environment variable ENV at run time; repeatable",
+    )
     parser.add_argument(
         "--web",
         choices=WEB_CHOICES,

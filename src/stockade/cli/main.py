@@ -14,7 +14,7 @@ from typing import NoReturn, TextIO
 
 import httpx
 
-from stockade.cli import actions, activations, namespaces, packages, rules, triggers
+from stockade.cli import actions, activations, advisories, namespaces, packages, rules, scans, secrets, triggers
 from stockade.cli.client import CliError, cli_version
 from stockade.cli.context import Clock, Context, SystemClock, add_global_options, add_global_options_to_commands
 from stockade.cli.output import Output
@@ -23,6 +23,8 @@ from stockade.cli.props import load_props
 __all__ = ["SERVER_MODULE", "build_parser", "exec_platform", "main", "platform_argv", "run", "up_arguments"]
 
 SERVER_MODULE = "stockade.server"
+# Commands that run on the platform host: the CLI replaces itself with their module.
+HOST_COMMANDS = {"up": SERVER_MODULE, "admin": "stockade.admin"}
 EXIT_INTERRUPTED = 130
 
 _EPILOG = """\
@@ -51,10 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stockade {cli_version()}")
     add_global_options(parser, suppress=False)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (actions, activations, packages, triggers, rules, namespaces):
+    for module in (actions, activations, packages, triggers, rules, namespaces, secrets, advisories, scans):
         module.register(groups)
     # Registered for the help listing only: ``run`` forwards ``up`` before argparse sees it.
     groups.add_parser("up", help="start the platform (arguments go to python -m stockade.server)", add_help=False)
+    groups.add_parser(
+        "admin",
+        help="operator commands on the platform host, e.g. rotate-master-key (python -m stockade.admin)",
+        add_help=False,
+    )
     add_global_options_to_commands(parser)
     return parser
 
@@ -65,6 +72,12 @@ def up_arguments(argv: Sequence[str]) -> list[str] | None:
     Global options before ``up`` are skipped; everything after it (``--help`` included) belongs
     to the server.
     """
+    found = host_command(argv)
+    return found[1] if found is not None and found[0] == SERVER_MODULE else None
+
+
+def host_command(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """``(module, arguments)`` when the command runs on the host (``up``, ``admin``), else None."""
     index = 0
     while index < len(argv):
         arg = argv[index]
@@ -76,7 +89,8 @@ def up_arguments(argv: Sequence[str]) -> list[str] | None:
                 return None
             index += 1
             continue
-        return list(argv[index + 1 :]) if arg == "up" else None
+        module = HOST_COMMANDS.get(arg)
+        return (module, list(argv[index + 1 :])) if module else None
     return None
 
 
@@ -85,10 +99,10 @@ def platform_argv(arguments: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", SERVER_MODULE, *arguments]
 
 
-def exec_platform(arguments: Sequence[str]) -> NoReturn:
-    """Replace this process with the server; never returns."""
+def exec_platform(arguments: Sequence[str], module: str = SERVER_MODULE) -> NoReturn:
+    """Replace this process with ``python -m module``; never returns."""
     # execv, not subprocess: signals and the exit status go straight to the server, no shell involved.
-    os.execv(sys.executable, platform_argv(arguments))  # noqa: S606 — fixed interpreter path, no shell
+    os.execv(sys.executable, [sys.executable, "-m", module, *arguments])  # noqa: S606 — fixed interpreter path, no shell
 
 
 def _exit_status(exc: SystemExit) -> int:
@@ -109,10 +123,17 @@ def run(
 ) -> int:
     """Run one CLI command and return its exit code; the keyword arguments exist for tests."""
     err = stderr if stderr is not None else sys.stderr
-    forwarded = up_arguments(argv)
+    local_scan = scans.local_scan_arguments(argv)
+    if local_scan is not None:
+        try:
+            exec_platform(local_scan, scans.SCANNER_MODULE)
+        except OSError as exc:
+            err.write(f"error: cannot start the scanner: {exc}\n")
+            return 1
+    forwarded = host_command(argv)
     if forwarded is not None:
         try:
-            exec_platform(forwarded)
+            exec_platform(forwarded[1], forwarded[0])
         except OSError as exc:
             err.write(f"error: cannot start the platform: {exc}\n")
             return 1

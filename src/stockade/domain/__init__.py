@@ -15,12 +15,15 @@ from stockade.domain.actions import (
 from stockade.domain.activations import Activation, ActivationResponse, ActivationStatus, new_activation_id
 from stockade.domain.clock import Clock, SystemClock
 from stockade.domain.entities import (
+    ENCRYPTION,
     JSON,
     KeyValue,
     KeyValues,
+    Sealed,
     as_mapping,
     bump_version,
     check_kv_size,
+    has_sealed,
     is_truthy,
     kv_from_json,
     kv_get,
@@ -46,6 +49,7 @@ from stockade.domain.triggers import Rule, RuleStatus, Trigger
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "ENCRYPTION",
     "JSON",
     "RUNTIMES",
     "SEQUENCE_KIND",
@@ -67,11 +71,13 @@ __all__ = [
     "Rule",
     "RuleStatus",
     "Runtime",
+    "Sealed",
     "SystemClock",
     "Trigger",
     "as_mapping",
     "bump_version",
     "check_kv_size",
+    "has_sealed",
     "is_binary_code",
     "is_truthy",
     "is_valid_name",

@@ -10,10 +10,13 @@ from typing import Any, final
 from stockade.errors import BadRequestError, PayloadTooLargeError
 
 __all__ = [
+    "ENCRYPTION",
     "JSON",
     "KeyValue",
     "KeyValues",
+    "Sealed",
     "bump_version",
+    "has_sealed",
     "kv_from_json",
     "kv_size",
     "kv_to_dict",
@@ -35,6 +38,26 @@ class KeyValue:
 
 
 KeyValues = tuple[KeyValue, ...]
+
+ENCRYPTION = "AES-256-GCM"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """An encrypted parameter value as loaded from the store.
+
+    ``context`` is where the value was found (namespace, collection, entity, name), taken from
+    the store's row, never from the ciphertext, so a value moved elsewhere fails to decrypt.
+    """
+
+    box: Mapping[str, str]
+    context: tuple[str, str, str, str]
+
+    @property
+    def fingerprint(self) -> str:
+        """The keyed fingerprint shown instead of the value."""
+        return str(self.box.get("fp", ""))
 
 
 def kv_from_json(raw: Any, what: str) -> KeyValues:
@@ -62,11 +85,20 @@ def kv_to_json(values: Iterable[KeyValue]) -> list[dict[str, JSON]]:
     """Render key/values in OpenWhisk's array form."""
     out: list[dict[str, JSON]] = []
     for kv in values:
-        item: dict[str, JSON] = {"key": kv.key, "value": kv.value}
+        item: dict[str, JSON]
+        if isinstance(kv.value, Sealed):
+            item = {"key": kv.key, "value": kv.value.fingerprint, "encryption": ENCRYPTION}
+        else:
+            item = {"key": kv.key, "value": kv.value}
         if kv.init:
             item["init"] = True
         out.append(item)
     return out
+
+
+def has_sealed(values: Iterable[KeyValue]) -> bool:
+    """True when any value is encrypted."""
+    return any(isinstance(kv.value, Sealed) for kv in values)
 
 
 def kv_to_dict(values: Iterable[KeyValue]) -> dict[str, JSON]:

@@ -7,6 +7,7 @@ from typing import final
 
 from stockade.config import Settings
 from stockade.domain import Clock
+from stockade.security import Keyring, load_keyring
 from stockade.services.actions import ActionService, bounds_from
 from stockade.services.activations import ActivationRecorder, ActivationService
 from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials
@@ -14,9 +15,13 @@ from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.namespaces import Bootstrap, NamespaceService
 from stockade.services.packages import PackageService
+from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
+from stockade.services.scans import DeployGate, ScanPolicy
+from stockade.services.secrets import SecretBackend, SecretService, StoreSecretBackend
 from stockade.services.throttle import Throttle
 from stockade.services.triggers import TriggerService
+from stockade.services.vault import ParameterVault
 from stockade.store import Store
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "ActionService",
     "ActivationRecorder",
     "ActivationService",
+    "DeployGate",
     "Authenticator",
     "Bootstrap",
     "Catalog",
@@ -33,10 +39,16 @@ __all__ = [
     "InvokeRequest",
     "InvokeResult",
     "InvokeService",
+    "KeyRotation",
     "NamespaceService",
     "PackageService",
+    "ParameterVault",
     "ResolvedAction",
+    "RotationReport",
     "RuleService",
+    "ScanPolicy",
+    "SecretBackend",
+    "SecretService",
     "Services",
     "Throttle",
     "TriggerService",
@@ -64,11 +76,22 @@ class Services:
     recorder: ActivationRecorder
     namespaces: NamespaceService
     throttle: Throttle
+    vault: ParameterVault
+    secrets: SecretService
+    rotation: KeyRotation
+    scans: DeployGate
 
 
-def build_services(settings: Settings, store: Store, runner: ActionRunner, clock: Clock) -> Services:
-    """Wire the services over a store, an action runner and a clock."""
+def build_services(
+    settings: Settings, store: Store, runner: ActionRunner, clock: Clock, keyring: Keyring | None = None
+) -> Services:
+    """Wire the services over a store, an action runner, a clock and the master keyring."""
     limits = settings.limits
+
+    def reload_keyring() -> Keyring:
+        return load_keyring(settings.master_key_path, settings.security.master_key)
+
+    vault = ParameterVault(store, keyring or reload_keyring(), clock, reload_keyring=reload_keyring)
     catalog = Catalog(store, clock)
     recorder = ActivationRecorder(
         store,
@@ -81,20 +104,28 @@ def build_services(settings: Settings, store: Store, runner: ActionRunner, clock
         concurrent_invocations=limits.concurrent_invocations,
         fires_per_minute=limits.fires_per_minute,
     )
-    invoke = InvokeService(catalog, runner, recorder, throttle, clock, max_sequence_length=limits.max_sequence_length)
+    secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock)
+    invoke = InvokeService(
+        catalog, runner, recorder, throttle, clock, vault, secrets, max_sequence_length=limits.max_sequence_length
+    )
+    gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace)
     return Services(
         settings=settings,
         store=store,
         clock=clock,
         auth=Authenticator(store, clock),
         catalog=catalog,
-        actions=ActionService(catalog, limits, clock.now_ms),
-        packages=PackageService(catalog, limits, clock.now_ms),
-        triggers=TriggerService(catalog, invoke, recorder, throttle, limits, clock),
+        actions=ActionService(catalog, limits, clock.now_ms, vault, secrets, gate),
+        packages=PackageService(catalog, limits, clock.now_ms, vault),
+        triggers=TriggerService(catalog, invoke, recorder, throttle, limits, clock, vault),
         rules=RuleService(catalog, clock.now_ms),
         invoke=invoke,
         activations=ActivationService(store, recorder),
         recorder=recorder,
         namespaces=NamespaceService(store, clock),
         throttle=throttle,
+        vault=vault,
+        secrets=secrets,
+        rotation=KeyRotation(store, vault, clock),
+        scans=gate,
     )

@@ -23,6 +23,7 @@ from stockade.domain import (
     kv_get,
     kv_merge,
     kv_set,
+    kv_to_json,
     kv_without,
     parse_fqn,
     resolve_kind,
@@ -31,7 +32,10 @@ from stockade.domain import (
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
 from stockade.services.catalog import Catalog, forbidden
 from stockade.services.records import action_summary, action_to_doc
+from stockade.services.scans import DeployGate
 from stockade.services.schemas import INPUT_SCHEMA_ANNOTATION, check_schema
+from stockade.services.secrets import SECRETS_ANNOTATION, SecretService
+from stockade.services.vault import ParameterVault
 from stockade.store import Delete, Put, StoredEntity
 
 __all__ = ["ActionService", "bounds_from"]
@@ -62,8 +66,19 @@ def _int_field(raw: Any, name: str) -> int:
 class ActionService:
     """Create, read, list and delete actions."""
 
-    def __init__(self, catalog: Catalog, limits: LimitSettings, now_ms: Any) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        limits: LimitSettings,
+        now_ms: Any,
+        vault: ParameterVault,
+        secrets: SecretService,
+        gate: DeployGate | None = None,
+    ) -> None:
         self._catalog = catalog
+        self._gate = gate
+        self._vault = vault
+        self._secrets = secrets
         self._limits = limits
         self._bounds = bounds_from(limits)
         self._now_ms = now_ms
@@ -140,8 +155,11 @@ class ActionService:
             if package.is_binding:
                 raise BadRequestError("Operation not permitted on package binding.")
 
-    async def put(self, identity: Identity, path: EntityPath, body: Any, *, overwrite: bool) -> Action:
-        """Create or (with ``overwrite``) update an action atomically."""
+    async def put(
+        self, identity: Identity, path: EntityPath, body: Any, *, overwrite: bool, accept_risk: str | None = None
+    ) -> Action:
+        """Create or (with ``overwrite``) update an action atomically; code actions pass the deploy
+        gate first (``accept_risk`` lets blocking findings through, with the reason recorded)."""
         await self._container(identity, path)
         payload = as_mapping(body, "body")
         existing = await self._catalog.get(path.namespace, path.key, "actions")
@@ -202,7 +220,19 @@ class ActionService:
         check_kv_size(action.annotations, "annotations", self._limits.max_parameters_bytes)
         if action.annotation(INPUT_SCHEMA_ANNOTATION) is not None:
             check_schema(action.annotation(INPUT_SCHEMA_ANNOTATION))
-        return await self._write(action, existing)
+        if action.annotation(SECRETS_ANNOTATION) is not None:
+            await self._secrets.check_refs(path.namespace, action.annotation(SECRETS_ANNOTATION))
+        # Sequences' `_actions` is a system parameter listing components, not a secret.
+        exempt = frozenset({"_actions"}) if action.exec.is_sequence else frozenset()
+        # The gate sees plaintext parameters (to find secrets passed in them) and runs before any write.
+        gated = None
+        if self._gate is not None and not action.exec.is_sequence:
+            gated = await self._gate.check(identity, action, accept_risk)
+        sealed = await self._vault.seal(path.namespace, "actions", path.key, action.parameters, exempt=exempt)
+        written = await self._write(replace(action, parameters=sealed), existing)
+        if gated is not None and self._gate is not None:
+            await self._gate.record(written, gated)
+        return written
 
     async def _write(self, action: Action, existing: StoredEntity | None) -> Action:
         store = self._catalog.store
@@ -222,7 +252,10 @@ class ActionService:
             ]
         )
         self._catalog.forget(action.path.namespace, action.path.key)
-        await store.put_action_version(action.path.namespace, action.path.key, action.version, doc, action.updated)
+        # Invariant: version history keeps no ciphertext (only fingerprints), so key rotation
+        # has nothing to re-encrypt there and old data keys can be retired.
+        history = {**doc, "parameters": kv_to_json(action.parameters)}
+        await store.put_action_version(action.path.namespace, action.path.key, action.version, history, action.updated)
         return action
 
     async def get(self, identity: Identity, path: EntityPath) -> Action:

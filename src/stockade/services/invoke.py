@@ -33,7 +33,9 @@ from stockade.errors import BadRequestError, ConflictError, NotFoundError, Platf
 from stockade.services.activations import ActivationRecorder
 from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.schemas import SchemaCache
+from stockade.services.secrets import SecretService
 from stockade.services.throttle import Throttle
+from stockade.services.vault import ParameterVault
 
 __all__ = ["SEALED_MESSAGE", "ActionRunner", "InvokeRequest", "InvokeResult", "InvokeService"]
 
@@ -150,9 +152,13 @@ class InvokeService:
         recorder: ActivationRecorder,
         throttle: Throttle,
         clock: Clock,
+        vault: ParameterVault,
+        secrets: SecretService,
         *,
         max_sequence_length: int = 50,
     ) -> None:
+        self._vault = vault
+        self._secrets = secrets
         self._catalog = catalog
         self._runner = runner
         self._recorder = recorder
@@ -168,7 +174,9 @@ class InvokeService:
         self._throttle.check_invoke(namespace)
         resolved = await self._catalog.resolve_action(request.identity, request.path)
         supplied = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
-        params = self.merge_parameters(resolved, request.params, seal=request.seal, supplied=supplied)
+        params = await self._vault.reveal(
+            self.merge_parameters(resolved, request.params, seal=request.seal, supplied=supplied)
+        )
         self._schemas.validate(resolved.action, {k: v for k, v in params.items() if k not in RESERVED_WEB_KEYS})
         activation_id = new_activation_id()
         self._throttle.started(namespace)
@@ -293,8 +301,13 @@ class InvokeService:
     async def _run_atomic(
         self, request: InvokeRequest, action: Action, params: dict[str, JSON], activation_id: str, received_ms: int
     ) -> _Run:
-        init_env = {kv.key: env_value(kv.value) for kv in action.parameters if kv.init}
+        init_env = {kv.key: env_value(await self._vault.open(kv.value)) for kv in action.parameters if kv.init}
         activation_env = self._activation_env(action, request, activation_id, received_ms)
+        try:
+            activation_env.update(await self._secrets.for_activation(action, activation_id))
+        except PlatformError as exc:
+            now = self._clock.now_ms()
+            return _Run(ActivationResponse.failure(ActivationStatus.DEVELOPER_ERROR, exc.message), [], received_ms, now)
         outcome = await self._runner.run_action(action, params, init_env, activation_env, activation_id)
         annotations = [
             KeyValue("waitTime", outcome.wait_time_ms),
@@ -327,7 +340,7 @@ class InvokeService:
             except PlatformError:
                 response = ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, "Sequence failed.")
                 break
-            component_params = self.merge_parameters(resolved, value, seal="none")
+            component_params = await self._vault.reveal(self.merge_parameters(resolved, value, seal="none"))
             child_id = new_activation_id()
             child = await self._activate(request, resolved, component_params, child_id, activation_id, "sequence")
             logs.append(child_id)

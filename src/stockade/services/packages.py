@@ -19,6 +19,7 @@ from stockade.domain import (
     kv_get,
     kv_merge,
     kv_set,
+    kv_to_json,
     validate_entity_name,
     validate_namespace,
     validate_version,
@@ -26,6 +27,7 @@ from stockade.domain import (
 from stockade.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from stockade.services.catalog import Catalog, forbidden
 from stockade.services.records import package_from_doc, package_to_doc
+from stockade.services.vault import ParameterVault
 from stockade.store import Delete, Put, Write
 
 __all__ = ["PackageService"]
@@ -36,8 +38,9 @@ _LIST_ALL = 10_000
 class PackageService:
     """Create, bind, read, list and delete packages."""
 
-    def __init__(self, catalog: Catalog, limits: LimitSettings, now_ms: Any) -> None:
+    def __init__(self, catalog: Catalog, limits: LimitSettings, now_ms: Any, vault: ParameterVault) -> None:
         self._catalog = catalog
+        self._vault = vault
         self._limits = limits
         self._now_ms = now_ms
 
@@ -107,6 +110,9 @@ class PackageService:
         package = replace(package, updated=self._now_ms())
         check_kv_size(package.parameters, "parameters", self._limits.max_parameters_bytes)
         check_kv_size(package.annotations, "annotations", self._limits.max_parameters_bytes)
+        package = replace(
+            package, parameters=await self._vault.seal(path.namespace, "packages", path.name, package.parameters)
+        )
         await self._catalog.store.apply(
             [
                 Put(
@@ -149,9 +155,7 @@ class PackageService:
                 target = None
             if target is not None:
                 contents = target
-                doc["parameters"] = [
-                    {"key": kv.key, "value": kv.value} for kv in kv_merge(target.parameters, package.parameters)
-                ]
+                doc["parameters"] = kv_to_json(kv_merge(target.parameters, package.parameters))
         if contents.binding is None:
             actions, feeds = await self._contents(contents)
         else:

@@ -10,9 +10,12 @@ from stockade.domain import (
     Binding,
     EntityPath,
     Exec,
+    KeyValue,
+    KeyValues,
     Limits,
     Package,
     Rule,
+    Sealed,
     Trigger,
     kv_from_json,
     kv_to_json,
@@ -24,11 +27,41 @@ __all__ = [
     "action_to_doc",
     "package_from_doc",
     "package_to_doc",
+    "params_from_doc",
+    "params_to_doc",
     "rule_from_doc",
     "rule_to_doc",
     "trigger_from_doc",
     "trigger_to_doc",
 ]
+
+
+def params_to_doc(values: KeyValues) -> list[dict[str, JSON]]:
+    """Stored form of parameters: sealed values keep their ciphertext, never a fingerprint."""
+    out: list[dict[str, JSON]] = []
+    for kv in values:
+        item: dict[str, JSON] = {"key": kv.key}
+        if isinstance(kv.value, Sealed):
+            item["sealed"] = dict(kv.value.box)
+        else:
+            item["value"] = kv.value
+        if kv.init:
+            item["init"] = True
+        out.append(item)
+    return out
+
+
+def params_from_doc(raw: Any, namespace: str, collection: str, entity: str) -> KeyValues:
+    """Parameters from their stored form; sealed ones are bound to this location."""
+    out: list[KeyValue] = []
+    for item in raw or ():
+        key = item["key"]
+        if "sealed" in item:
+            value: JSON = Sealed(item["sealed"], (namespace, collection, entity, key))
+        else:
+            value = item.get("value")
+        out.append(KeyValue(key, value, bool(item.get("init", False))))
+    return tuple(out)
 
 
 def _path(namespace: str, name: str) -> EntityPath:
@@ -52,7 +85,7 @@ def action_to_doc(action: Action) -> dict[str, JSON]:
         "version": action.version,
         "publish": action.publish,
         "exec": exec_doc,
-        "parameters": kv_to_json(action.parameters),
+        "parameters": params_to_doc(action.parameters),
         "annotations": kv_to_json(action.annotations),
         "limits": action.limits.to_json(),
     }
@@ -72,7 +105,7 @@ def action_from_doc(namespace: str, name: str, updated: int, doc: dict[str, Any]
         ),
         version=doc["version"],
         publish=bool(doc.get("publish", False)),
-        parameters=kv_from_json(doc.get("parameters"), "parameters"),
+        parameters=params_from_doc(doc.get("parameters"), namespace, "actions", name),
         annotations=kv_from_json(doc.get("annotations"), "annotations"),
         limits=Limits(limits["timeout"], limits["memory"], limits["logs"], limits.get("concurrency", 1)),
         updated=updated,
@@ -99,7 +132,7 @@ def package_to_doc(package: Package) -> dict[str, JSON]:
     return {
         "version": package.version,
         "publish": package.publish,
-        "parameters": kv_to_json(package.parameters),
+        "parameters": params_to_doc(package.parameters),
         "annotations": kv_to_json(package.annotations),
         "binding": package.binding.to_json() if package.binding else None,
     }
@@ -112,7 +145,7 @@ def package_from_doc(namespace: str, name: str, updated: int, doc: dict[str, Any
         path=EntityPath(namespace, name),
         version=doc["version"],
         publish=bool(doc.get("publish", False)),
-        parameters=kv_from_json(doc.get("parameters"), "parameters"),
+        parameters=params_from_doc(doc.get("parameters"), namespace, "packages", name),
         annotations=kv_from_json(doc.get("annotations"), "annotations"),
         binding=Binding(binding["namespace"], binding["name"]) if binding else None,
         updated=updated,
@@ -132,7 +165,7 @@ def trigger_to_doc(trigger: Trigger) -> dict[str, JSON]:
     return {
         "version": trigger.version,
         "publish": trigger.publish,
-        "parameters": kv_to_json(trigger.parameters),
+        "parameters": params_to_doc(trigger.parameters),
         "annotations": kv_to_json(trigger.annotations),
         "rules": [
             {"rule": key, "action": {"path": action.path, "name": action.name}, "status": status}
@@ -147,7 +180,7 @@ def trigger_from_doc(namespace: str, name: str, updated: int, doc: dict[str, Any
         path=EntityPath(namespace, name),
         version=doc["version"],
         publish=bool(doc.get("publish", False)),
-        parameters=kv_from_json(doc.get("parameters"), "parameters"),
+        parameters=params_from_doc(doc.get("parameters"), namespace, "triggers", name),
         annotations=kv_from_json(doc.get("annotations"), "annotations"),
         rules=tuple((r["rule"], _ref(r["action"]), r["status"]) for r in doc.get("rules", ())),
         updated=updated,

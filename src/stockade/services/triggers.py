@@ -33,6 +33,7 @@ from stockade.services.catalog import Catalog, forbidden
 from stockade.services.invoke import InvokeRequest, InvokeService
 from stockade.services.records import trigger_from_doc, trigger_to_doc
 from stockade.services.throttle import Throttle
+from stockade.services.vault import ParameterVault
 from stockade.store import Delete, Put
 
 __all__ = ["TriggerService"]
@@ -49,7 +50,9 @@ class TriggerService:
         throttle: Throttle,
         limits: LimitSettings,
         clock: Clock,
+        vault: ParameterVault,
     ) -> None:
+        self._vault = vault
         self._catalog = catalog
         self._invoke = invoke
         self._recorder = recorder
@@ -102,6 +105,9 @@ class TriggerService:
         trigger = replace(trigger, updated=self._clock.now_ms())
         check_kv_size(trigger.parameters, "parameters", self._limits.max_parameters_bytes)
         check_kv_size(trigger.annotations, "annotations", self._limits.max_parameters_bytes)
+        trigger = replace(
+            trigger, parameters=await self._vault.seal(path.namespace, "triggers", path.name, trigger.parameters)
+        )
         await self._catalog.store.apply(
             [
                 Put(
@@ -164,7 +170,8 @@ class TriggerService:
         self._throttle.check_fire(identity.namespace)
         activation_id = new_activation_id()
         start_ms = self._clock.now_ms()
-        payload: dict[str, JSON] = {**kv_to_dict(trigger.parameters), "__ow_headers": dict(headers), **body}
+        defaults = kv_to_dict(await self._vault.reveal_values(trigger.parameters))
+        payload: dict[str, JSON] = {**defaults, "__ow_headers": dict(headers), **body}
         logs: list[str] = []
         for rule_key, action in active:
             entry: dict[str, JSON] = {"rule": rule_key, "action": action.relative}

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from stockade.store.base import (
+    ActionVersionRef,
     ActivationQuery,
+    AdvisoryRecord,
+    AdvisoryUpsert,
     Collection,
     Delete,
     KeyRecord,
@@ -18,7 +21,10 @@ from stockade.store.sql import SqlStore
 from stockade.store.sqlite import open_sqlite_store
 
 __all__ = [
+    "ActionVersionRef",
     "ActivationQuery",
+    "AdvisoryRecord",
+    "AdvisoryUpsert",
     "Collection",
     "Delete",
     "KeyRecord",

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, final
 
 from stockade.domain import JSON, Activation, Namespace
+from stockade.store.keymaterial import KeyMaterialStore
 
 __all__ = [
+    "ActionVersionRef",
     "ActivationQuery",
+    "AdvisoryRecord",
+    "AdvisoryUpsert",
     "Collection",
     "Delete",
     "KeyRecord",
@@ -92,7 +96,38 @@ class ActivationQuery:
     limit: int = 30
 
 
-class Store(Protocol):
+@final
+@dataclass(frozen=True, slots=True)
+class AdvisoryRecord:
+    """An OSV advisory to store, with the (ecosystem, normalised package name) keys it is found by."""
+
+    id: str
+    modified: str
+    doc: dict[str, JSON]
+    packages: tuple[tuple[str, str], ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AdvisoryUpsert:
+    """What an advisory import changed, by advisory id."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ActionVersionRef:
+    """One deployed action version: the current version of an action entity."""
+
+    namespace: str
+    name: str  # "x" or "pkg/x"
+    version: str
+
+
+class Store(KeyMaterialStore, Protocol):
     """Persistent state of the platform."""
 
     async def open(self) -> None:
@@ -162,3 +197,36 @@ class Store(Protocol):
 
     async def count_activations(self, query: ActivationQuery) -> int:
         """How many activations match, ignoring paging."""
+
+    # Deploy gate: advisories, scan reports, scan policies.
+    async def upsert_advisories(self, advisories: Sequence[AdvisoryRecord], imported_ms: int) -> AdvisoryUpsert:
+        """Insert or replace advisories and their package keys in one transaction; an advisory
+        whose document is unchanged is left alone."""
+
+    async def find_advisories(self, ecosystem: str, names: Sequence[str]) -> list[dict[str, JSON]]:
+        """Documents of the advisories that affect any of ``names`` (normalised) in ``ecosystem``."""
+
+    async def count_advisories(self) -> int:
+        """How many advisories are stored."""
+
+    async def put_scan_report(
+        self, namespace: str, name: str, version: str, doc: dict[str, JSON], created: int
+    ) -> None:
+        """Keep the scan report of an action version (replaces a same-version report)."""
+
+    async def get_scan_report(self, namespace: str, name: str, version: str) -> dict[str, JSON] | None:
+        """The scan report of an action version."""
+
+    async def list_deployed_action_versions(
+        self, *, after: tuple[str, str] | None = None, limit: int = 500
+    ) -> list[ActionVersionRef]:
+        """Current versions of all code and sequence actions by (namespace, name), after ``after``."""
+
+    async def get_scan_policy(self, namespace: str) -> dict[str, JSON] | None:
+        """The namespace's scan policy override, if any."""
+
+    async def put_scan_policy(self, namespace: str, doc: dict[str, JSON], updated: int) -> None:
+        """Set the namespace's scan policy override."""
+
+    async def delete_scan_policy(self, namespace: str) -> bool:
+        """Drop the override (back to the platform default); False if there was none."""

@@ -6,17 +6,18 @@ for its engine. Every value travels as a bound parameter: no SQL is built from i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol, final, runtime_checkable
+from typing import Any
 
 from stockade.domain import JSON, Activation, Namespace
-from stockade.errors import ConflictError
 from stockade.store.base import (
+    ActionVersionRef,
     ActivationQuery,
+    AdvisoryRecord,
+    AdvisoryUpsert,
     Collection,
     Delete,
     KeyRecord,
@@ -25,64 +26,49 @@ from stockade.store.base import (
     Write,
 )
 from stockade.store.codec import activation_from_doc, activation_to_doc
+from stockade.store.driver import (
+    Driver,
+    MigrationLocking,
+    Row,
+    Step,
+    already_exists,
+    concurrent_modification,
+)
+from stockade.store.keymaterial import SqlKeyMaterial
 
-__all__ = ["Driver", "MigrationLocking", "SqlStore", "Step", "already_exists", "concurrent_modification"]
-
-Row = tuple[Any, ...]
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One statement of a transaction; ``expect_rows`` guards conditional writes."""
-
-    sql: str
-    args: tuple[Any, ...] = ()
-    expect_rows: int | None = None
-
-
-class Driver(Protocol):
-    """What an engine provides to SqlStore."""
-
-    dialect: str  # "sqlite" or "postgres": selects the migrations folder
-
-    async def connect(self) -> None:
-        """Open connections."""
-
-    async def close(self) -> None:
-        """Close connections."""
-
-    async def fetchone(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
-        """First row or None."""
-
-    async def fetchall(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
-        """All rows."""
-
-    async def transaction(self, steps: Sequence[Step]) -> list[int]:
-        """Run steps in one transaction; returns row counts. Raises ConflictError on a unique
-        violation or when a step's ``expect_rows`` is not met (and rolls back)."""
-
-    async def executescript(self, script: str) -> None:
-        """Run a multi-statement script (migrations), in a transaction."""
-
-
-@runtime_checkable
-class MigrationLocking(Protocol):
-    """Optional Driver hook: serialise migrations across processes sharing one database."""
-
-    def migration_lock(self) -> AbstractAsyncContextManager[None]:
-        """Held while SqlStore reads the schema version and applies pending migrations."""
+__all__ = [
+    "Driver",
+    "MigrationLocking",
+    "Row",
+    "SqlStore",
+    "Step",
+    "already_exists",
+    "concurrent_modification",
+]
 
 
 def _dumps(doc: JSON) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
+# Bound parameters per IN (...) list: well under SQLite's and PostgreSQL's limits.
+_IN_CHUNK = 500
+
+
+def _placeholders(count: int) -> str:
+    """``?, ?, ?`` for an IN list: only the count shapes the SQL, never a value."""
+    return ", ".join("?" * count)
+
+
+def _digest(doc: JSON) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _package_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else ""
 
 
-class SqlStore:
+class SqlStore(SqlKeyMaterial):
     """Store over a Driver."""
 
     def __init__(self, driver: Driver) -> None:
@@ -360,12 +346,126 @@ class SqlStore:
         row = await self._db.fetchone(f"SELECT COUNT(*) FROM activations WHERE {where}", args)  # noqa: S608
         return int(row[0]) if row else 0
 
+    # Deploy gate: advisories, scan reports, scan policies.
 
-def concurrent_modification() -> ConflictError:
-    """A conditional write lost a race (OpenWhisk's message)."""
-    return ConflictError("Concurrent modification to resource detected.")
+    async def upsert_advisories(self, advisories: Sequence[AdvisoryRecord], imported_ms: int) -> AdvisoryUpsert:
+        """Insert new and changed advisories with their package keys, all in one transaction."""
+        latest: dict[str, AdvisoryRecord] = {a.id: a for a in advisories}  # a repeated id keeps the last
+        ids = list(latest)
+        stored: dict[str, str] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows = await self._db.fetchall(
+                f"SELECT id, digest FROM advisories WHERE id IN ({_placeholders(len(chunk))})",  # noqa: S608 - placeholders only
+                tuple(chunk),
+            )
+            stored.update({r[0]: r[1] for r in rows})
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
+        steps: list[Step] = []
+        for advisory_id, advisory in latest.items():
+            digest = _digest(advisory.doc)
+            if stored.get(advisory_id) == digest:
+                unchanged.append(advisory_id)
+                continue
+            (updated if advisory_id in stored else created).append(advisory_id)
+            steps.append(
+                Step(
+                    "INSERT INTO advisories (id, modified, digest, imported, doc) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, digest = excluded.digest, "
+                    "imported = excluded.imported, doc = excluded.doc",
+                    (advisory_id, advisory.modified, digest, imported_ms, _dumps(advisory.doc)),
+                )
+            )
+            steps.append(Step("DELETE FROM advisory_packages WHERE advisory_id = ?", (advisory_id,)))
+            steps.extend(
+                Step(
+                    "INSERT INTO advisory_packages (ecosystem, name, advisory_id) VALUES (?, ?, ?) "
+                    "ON CONFLICT (ecosystem, name, advisory_id) DO NOTHING",
+                    (ecosystem, name, advisory_id),
+                )
+                for ecosystem, name in dict.fromkeys(advisory.packages)
+            )
+        if steps:
+            await self._db.transaction(steps)
+        return AdvisoryUpsert(tuple(created), tuple(updated), tuple(unchanged))
 
+    async def find_advisories(self, ecosystem: str, names: Sequence[str]) -> list[dict[str, JSON]]:
+        """Advisory documents by package, each once, ordered by id."""
+        unique = list(dict.fromkeys(names))
+        docs: dict[str, dict[str, JSON]] = {}
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            sql = (
+                "SELECT DISTINCT a.id, a.doc FROM advisory_packages p JOIN advisories a ON a.id = p.advisory_id "  # noqa: S608 - placeholders only
+                f"WHERE p.ecosystem = ? AND p.name IN ({_placeholders(len(chunk))})"
+            )
+            rows = await self._db.fetchall(sql, (ecosystem, *chunk))
+            docs.update({r[0]: json.loads(r[1]) for r in rows})
+        return [docs[key] for key in sorted(docs)]
 
-def already_exists() -> ConflictError:
-    """A create hit an existing row."""
-    return ConflictError("resource already exists")
+    async def count_advisories(self) -> int:
+        """Stored advisories."""
+        row = await self._db.fetchone("SELECT COUNT(*) FROM advisories")
+        return int(row[0]) if row else 0
+
+    async def put_scan_report(
+        self, namespace: str, name: str, version: str, doc: dict[str, JSON], created: int
+    ) -> None:
+        """Keep one version's report."""
+        await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO scan_reports (namespace, name, version, created, doc) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (namespace, name, version) DO UPDATE SET created = excluded.created, doc = excluded.doc",
+                    (namespace, name, version, created, _dumps(doc)),
+                )
+            ]
+        )
+
+    async def get_scan_report(self, namespace: str, name: str, version: str) -> dict[str, JSON] | None:
+        """One version's report."""
+        row = await self._db.fetchone(
+            "SELECT doc FROM scan_reports WHERE namespace = ? AND name = ? AND version = ?", (namespace, name, version)
+        )
+        return json.loads(row[0]) if row else None
+
+    async def list_deployed_action_versions(
+        self, *, after: tuple[str, str] | None = None, limit: int = 500
+    ) -> list[ActionVersionRef]:
+        """A page of current action versions in (namespace, name) order (keyset pagination)."""
+        if after is None:
+            rows = await self._db.fetchall(
+                "SELECT namespace, name, doc FROM entities WHERE collection = 'actions' ORDER BY namespace, name LIMIT ?",
+                (limit,),
+            )
+        else:
+            rows = await self._db.fetchall(
+                "SELECT namespace, name, doc FROM entities WHERE collection = 'actions' "
+                "AND (namespace > ? OR (namespace = ? AND name > ?)) ORDER BY namespace, name LIMIT ?",
+                (after[0], after[0], after[1], limit),
+            )
+        return [ActionVersionRef(r[0], r[1], str(json.loads(r[2]).get("version"))) for r in rows]
+
+    async def get_scan_policy(self, namespace: str) -> dict[str, JSON] | None:
+        """The override, if set."""
+        row = await self._db.fetchone("SELECT doc FROM scan_policies WHERE namespace = ?", (namespace,))
+        return json.loads(row[0]) if row else None
+
+    async def put_scan_policy(self, namespace: str, doc: dict[str, JSON], updated: int) -> None:
+        """Set the override."""
+        await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO scan_policies (namespace, updated, doc) VALUES (?, ?, ?) "
+                    "ON CONFLICT (namespace) DO UPDATE SET updated = excluded.updated, doc = excluded.doc",
+                    (namespace, updated, _dumps(doc)),
+                )
+            ]
+        )
+
+    async def delete_scan_policy(self, namespace: str) -> bool:
+        """Drop the override."""
+        counts = await self._db.transaction([Step("DELETE FROM scan_policies WHERE namespace = ?", (namespace,))])
+        return counts[0] == 1

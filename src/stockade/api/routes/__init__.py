@@ -2,7 +2,7 @@
 
 from starlette.routing import BaseRoute
 
-from stockade.api.routes import actions, activations, info, namespaces, packages, rules, triggers, web
+from stockade.api.routes import actions, activations, info, namespaces, packages, rules, scans, secrets, triggers, web
 
 __all__ = ["all_routes"]
 
@@ -17,5 +17,7 @@ def all_routes() -> list[BaseRoute]:
         *packages.routes,
         *triggers.routes,
         *rules.routes,
+        *scans.routes,
+        *secrets.routes,
         *web.routes,
     ]

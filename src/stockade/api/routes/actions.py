@@ -56,12 +56,18 @@ async def get_action(request: Request) -> Response:
 
 @endpoint
 async def put_action(request: Request) -> Response:
-    """Create, or update with ``?overwrite=true``."""
+    """Create, or update with ``?overwrite=true``; ``?acceptRisk=<reason>`` passes a blocking deploy gate."""
     credentials = await authenticate(request)
     services = services_of(request)
     path = entity_path(request, namespace_param(request, credentials))
     body = await read_json(request, limit_bytes=services.settings.api.max_body_bytes)
-    action = await services.actions.put(credentials.identity, path, body, overwrite=query_bool(request, "overwrite"))
+    action = await services.actions.put(
+        credentials.identity,
+        path,
+        body,
+        overwrite=query_bool(request, "overwrite"),
+        accept_risk=request.query_params.get("acceptRisk"),
+    )
     return JsonResponse(action.to_json())
 
 

@@ -1,0 +1,79 @@
+"""The deploy gate over HTTP: scan reports, namespace scan policies, advisory imports.
+
+- ``GET /api/v1/namespaces/{ns}/scans/{[pkg/]name}[?version=][&format=sarif]``: the stored
+  report of an action version (default: the current one), as JSON or SARIF 2.1.0.
+- ``GET|PUT|DELETE /api/v1/namespaces/{ns}/scanpolicy``: which severities block and warn
+  (reading is for the namespace; changing it is for the platform's administrative namespace).
+- ``POST /api/v1/admin/advisories``: ``{"advisories": [OSV, ...]}``, for the administrative
+  namespace (the platform's default namespace until roles exist); ``GET`` counts them.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from stockade.api.context import authenticate, endpoint, entity_path, namespace_param, read_json, services_of
+from stockade.api.problems import JsonResponse
+from stockade.domain import as_mapping
+from stockade.errors import BadRequestError, ForbiddenError
+
+__all__ = ["routes"]
+
+
+@endpoint
+async def get_scan_report(request: Request) -> Response:
+    """The scan report of an action version."""
+    credentials = await authenticate(request)
+    services = services_of(request)
+    path = entity_path(request, namespace_param(request, credentials))
+    version = request.query_params.get("version") or None
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "sarif"):
+        raise BadRequestError("The query parameter 'format' was malformed:\nuse json or sarif")
+    current = None
+    if version is None:
+        current = (await services.actions.get(credentials.identity, path)).version
+    doc = await services.scans.report(credentials.identity, path, version=version, current_version=current)
+    return JsonResponse(services.scans.to_sarif(doc) if fmt == "sarif" else doc)
+
+
+@endpoint
+async def scan_policy(request: Request) -> Response:
+    """GET the namespace's policy; PUT ``{"block": [...], "warn": [...]}``; DELETE resets it."""
+    credentials = await authenticate(request)
+    services = services_of(request)
+    namespace = namespace_param(request, credentials)
+    identity = credentials.identity
+    if request.method == "GET":
+        if namespace != identity.namespace and identity.namespace != services.settings.default_namespace:
+            raise ForbiddenError()
+        return JsonResponse({"namespace": namespace, **(await services.scans.policy(namespace)).to_json()})
+    body = None
+    if request.method == "PUT":
+        body = as_mapping(await read_json(request, limit_bytes=64 * 1024), "body")
+    policy = await services.scans.set_policy(identity, namespace, body)
+    return JsonResponse({"namespace": namespace, **policy.to_json()})
+
+
+@endpoint
+async def advisories(request: Request) -> Response:
+    """POST a batch of OSV advisories (rescans deployed actions); GET how many are stored."""
+    credentials = await authenticate(request)
+    services = services_of(request)
+    if credentials.identity.namespace != services.settings.default_namespace:
+        raise ForbiddenError("Only the platform's administrative namespace may manage advisories.")
+    if request.method == "GET":
+        return JsonResponse({"advisories": await services.store.count_advisories()})
+    body = as_mapping(await read_json(request, limit_bytes=services.settings.api.max_body_bytes), "body")
+    return JsonResponse(await services.scans.import_advisories(credentials.identity, body.get("advisories")))
+
+
+_BASE = "/api/v1/namespaces/{ns}"
+routes = [
+    Route(_BASE + "/scans/{name}", get_scan_report, methods=["GET"]),
+    Route(_BASE + "/scans/{pkg}/{name}", get_scan_report, methods=["GET"]),
+    Route(_BASE + "/scanpolicy", scan_policy, methods=["GET", "PUT", "DELETE"]),
+    Route("/api/v1/admin/advisories", advisories, methods=["GET", "POST"]),
+]

@@ -1,0 +1,430 @@
+"""The deploy gate: scan every code action before it is written, and keep watching it.
+
+``DeployGate.check`` runs the scanner (off the event loop), looks up advisories for the action's
+dependencies in the store, applies the namespace's policy (which severities block, which warn)
+and raises DeployBlockedError listing the blocking findings, unless the caller accepts the risk
+with a reason, which is logged (``deploy.risk_accepted``), handed to the audit hook and kept in
+the stored report. ``record`` stores the report per action version once the action is written.
+``import_advisories`` stores OSV advisories and rescans deployed versions' dependency
+inventories, raising ``security.action_vulnerable`` for each action that became vulnerable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, final
+
+import structlog
+
+from stockade.config import ScanSettings
+from stockade.domain import JSON, Action, Clock, EntityPath, Identity, kv_to_dict
+from stockade.errors import BadRequestError, DeployBlockedError, ForbiddenError, NotFoundError, PayloadTooLargeError
+from stockade.security.scanner import (
+    Advisory,
+    AdvisoryError,
+    Finding,
+    ScanInput,
+    Scanner,
+    ScanReport,
+    Severity,
+    parse_osv,
+    parse_severities,
+    to_sarif,
+)
+from stockade.store import AdvisoryRecord, Store
+
+__all__ = [
+    "ActionVulnerable",
+    "AuditHook",
+    "DeployGate",
+    "GateResult",
+    "RiskAccepted",
+    "ScanPolicy",
+    "SecurityEvents",
+]
+
+log = structlog.get_logger("stockade.scans")
+
+MAX_REASON_CHARS = 500
+MAX_LISTED_FINDINGS = 25
+MAX_IMPORT_BATCH = 5000
+_RESCAN_PAGE = 500
+_PARSED_CACHE = 4096
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ScanPolicy:
+    """Which severities block a deploy and which only warn."""
+
+    block: frozenset[Severity]
+    warn: frozenset[Severity]
+
+    @classmethod
+    def from_settings(cls, settings: ScanSettings) -> ScanPolicy:
+        """The platform default."""
+        return cls(parse_severities(settings.block_severities), parse_severities(settings.warn_severities))
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ScanPolicy:
+        """From ``{"block": [...], "warn": [...]}``; BadRequestError on unknown severities."""
+        try:
+            return cls(parse_severities(doc.get("block") or []), parse_severities(doc.get("warn") or []))
+        except (ValueError, TypeError) as exc:
+            raise BadRequestError(f"The request content was malformed:\n{exc}") from None
+
+    def to_json(self) -> dict[str, JSON]:
+        """JSON form, most severe first."""
+        order = list(Severity)
+        return {
+            "block": sorted((s.value for s in self.block), key=lambda v: order.index(Severity(v))),
+            "warn": sorted((s.value for s in self.warn), key=lambda v: order.index(Severity(v))),
+        }
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RiskAccepted:
+    """A deploy let through despite blocking findings: who, why, what."""
+
+    namespace: str
+    action: str
+    version: str
+    subject: str
+    reason: str
+    findings: tuple[str, ...]  # "rule file:line" of each blocking finding
+    when_ms: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ActionVulnerable:
+    """A deployed action version newly affected by imported advisories."""
+
+    namespace: str
+    action: str
+    version: str
+    advisories: tuple[str, ...]
+    when_ms: int
+
+
+class AuditHook(Protocol):
+    """Where security decisions go besides the log (the audit log arrives with its own issue)."""
+
+    async def risk_accepted(self, event: RiskAccepted) -> None:
+        """Record an accepted risk."""
+
+
+class SecurityEvents(Protocol):
+    """Where security events go besides the log (the events store arrives with its own issue)."""
+
+    async def action_vulnerable(self, event: ActionVulnerable) -> None:
+        """Raise an event for a newly vulnerable action."""
+
+
+class _NoHook:
+    async def risk_accepted(self, event: RiskAccepted) -> None:
+        """Nothing beyond the structured log yet."""
+
+    async def action_vulnerable(self, event: ActionVulnerable) -> None:
+        """Nothing beyond the structured log yet."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """The outcome of a passed (or accepted) check, to be stored once the action is written."""
+
+    report: ScanReport
+    policy: ScanPolicy
+    decision: str  # "passed", "accepted" or "skipped"
+    accepted: RiskAccepted | None = None
+    warnings: int = 0
+
+
+def _clean_reason(raw: str) -> str:
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in raw)
+    text = " ".join(text.split())
+    if not text:
+        raise BadRequestError("acceptRisk needs a reason: say why the findings are acceptable.")
+    if len(text) > MAX_REASON_CHARS:
+        raise BadRequestError(f"acceptRisk reason is longer than {MAX_REASON_CHARS} characters.")
+    return text
+
+
+def _blocked_message(blocking: Sequence[Finding], policy: ScanPolicy) -> str:
+    severities = ", ".join(policy.to_json()["block"])
+    lines = [
+        f"Deploy blocked by the security gate: {len(blocking)} finding(s) at a blocking severity "
+        f"({severities}). Fix them, or deploy anyway with acceptRisk=<reason> "
+        '(CLI: --accept-risk "reason"); the reason and your identity are recorded.'
+    ]
+    lines += [f"- {f.describe()}" for f in blocking[:MAX_LISTED_FINDINGS]]
+    if len(blocking) > MAX_LISTED_FINDINGS:
+        lines.append(f"- ... and {len(blocking) - MAX_LISTED_FINDINGS} more (see the scan report)")
+    return "\n".join(lines)
+
+
+class DeployGate:
+    """Scan, decide, record; import advisories and rescan."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: ScanSettings,
+        *,
+        admin_namespace: str,
+        scanner: Scanner | None = None,
+        audit: AuditHook | None = None,
+        events: SecurityEvents | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._settings = settings
+        self._admin_namespace = admin_namespace
+        self._scanner = scanner
+        self._audit: AuditHook = audit or _NoHook()
+        self._events: SecurityEvents = events or _NoHook()
+        self._default_policy = ScanPolicy.from_settings(settings)
+        # Invariant: scans run on this one thread, off the event loop and one at a time (bandit
+        # and detect-secrets keep module-level state).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockade-scan")
+        self._parsed: OrderedDict[tuple[str, str], Advisory] = OrderedDict()
+
+    @property
+    def scanner(self) -> Scanner:
+        """The scanner, created on first use (loading rules and analysers costs a little)."""
+        if self._scanner is None:
+            self._scanner = Scanner()
+        return self._scanner
+
+    async def _off_loop(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # Policy.
+
+    async def policy(self, namespace: str) -> ScanPolicy:
+        """The namespace's policy: its stored override, else the platform default."""
+        doc = await self._store.get_scan_policy(namespace)
+        return ScanPolicy.from_json(doc) if doc is not None else self._default_policy
+
+    async def set_policy(self, identity: Identity, namespace: str, doc: Any) -> ScanPolicy:
+        """Set a namespace's override (platform administrators only); ``None`` resets it."""
+        self._require_admin(identity)
+        if doc is None:
+            await self._store.delete_scan_policy(namespace)
+            return self._default_policy
+        if not isinstance(doc, Mapping):
+            raise BadRequestError("The request content was malformed:\nthe policy must be an object")
+        policy = ScanPolicy.from_json(doc)
+        await self._store.put_scan_policy(namespace, policy.to_json(), self._clock.now_ms())
+        return policy
+
+    def _require_admin(self, identity: Identity) -> None:
+        # No roles yet: the platform's default namespace administers the platform.
+        if identity.namespace != self._admin_namespace:
+            raise ForbiddenError("Only the platform's administrative namespace may do this.")
+
+    # The gate.
+
+    async def _advisories(self, packages: Mapping[str, Sequence[str]]) -> list[Advisory]:
+        advisories: list[Advisory] = []
+        for ecosystem, names in packages.items():
+            for doc in await self._store.find_advisories(ecosystem, names):
+                key = (str(doc.get("id")), str(doc.get("modified")))
+                cached = self._parsed.get(key)
+                if cached is None:
+                    try:
+                        cached = parse_osv(doc)
+                    except AdvisoryError:
+                        continue  # stored documents were parsed on import; a bad one is skipped
+                    self._parsed[key] = cached
+                    if len(self._parsed) > _PARSED_CACHE:
+                        self._parsed.popitem(last=False)
+                advisories.append(cached)
+        return advisories
+
+    async def check(self, identity: Identity, action: Action, accept_risk: str | None) -> GateResult:
+        """Scan ``action``; raise DeployBlockedError unless it passes or ``accept_risk`` says why."""
+        reason = _clean_reason(accept_risk) if accept_risk is not None else None
+        policy = await self.policy(action.path.namespace)
+        if self._settings.insecure_disable_gate:
+            return GateResult(ScanReport(target=action.path.fqn), policy, "skipped")
+        scan = ScanInput(
+            code=action.exec.code,
+            binary=action.exec.binary,
+            family=action.exec.family,
+            parameters=kv_to_dict(action.parameters),
+            annotations=kv_to_dict(action.annotations),
+            target=action.path.fqn,
+        )
+        prepared = await self._off_loop(self.scanner.prepare, scan)
+        advisories = await self._advisories(prepared.packages)
+        report: ScanReport = await self._off_loop(self.scanner.complete, prepared, advisories)
+        blocking = report.matching(policy.block)
+        warnings = len(report.matching(policy.warn))
+        log.info(
+            "deploy.scanned",
+            namespace=action.path.namespace,
+            action=action.path.key,
+            version=action.version,
+            findings=report.counts(),
+            blocking=len(blocking),
+            duration_ms=report.duration_ms,
+        )
+        if not blocking:
+            return GateResult(report, policy, "passed", warnings=warnings)
+        if reason is None:
+            raise DeployBlockedError(_blocked_message(blocking, policy))
+        accepted = RiskAccepted(
+            namespace=action.path.namespace,
+            action=action.path.key,
+            version=action.version,
+            subject=identity.subject,
+            reason=reason,
+            findings=tuple(f"{f.rule_id} {f.location}" for f in blocking),
+            when_ms=self._clock.now_ms(),
+        )
+        log.warning(
+            "deploy.risk_accepted",
+            namespace=accepted.namespace,
+            action=accepted.action,
+            version=accepted.version,
+            subject=accepted.subject,
+            reason=accepted.reason,
+            findings=list(accepted.findings),
+        )
+        await self._audit.risk_accepted(accepted)
+        return GateResult(report, policy, "accepted", accepted, warnings)
+
+    async def record(self, action: Action, result: GateResult) -> None:
+        """Store the report of the version just written."""
+        doc: dict[str, JSON] = {
+            "namespace": action.path.namespace,
+            "action": action.path.key,
+            "version": action.version,
+            "created": self._clock.now_ms(),
+            "decision": result.decision,
+            "policy": result.policy.to_json(),
+            "blocking": [f.to_json() for f in result.report.matching(result.policy.block)],
+            "acceptedRisk": None
+            if result.accepted is None
+            else {
+                "subject": result.accepted.subject,
+                "reason": result.accepted.reason,
+                "findings": list(result.accepted.findings),
+                "when": result.accepted.when_ms,
+            },
+            "report": result.report.to_json(),
+        }
+        await self._store.put_scan_report(action.path.namespace, action.path.key, action.version, doc, doc["created"])
+
+    async def report(
+        self, identity: Identity, path: EntityPath, *, version: str | None, current_version: str | None
+    ) -> dict[str, JSON]:
+        """The stored report of ``version`` (default: ``current_version``) of the caller's action."""
+        if path.namespace != identity.namespace:
+            raise ForbiddenError()
+        wanted = version or current_version
+        if wanted is None:
+            raise NotFoundError()
+        doc = await self._store.get_scan_report(path.namespace, path.key, wanted)
+        if doc is None:
+            raise NotFoundError(f"No scan report for version {wanted} of this action.")
+        return doc
+
+    @staticmethod
+    def to_sarif(doc: Mapping[str, Any]) -> dict[str, JSON]:
+        """A stored report document as SARIF 2.1.0."""
+        policy = ScanPolicy.from_json(doc.get("policy") or {})
+        return to_sarif(ScanReport.from_json(doc.get("report") or {}), blocking=policy.block)
+
+    # Advisories and monitoring.
+
+    async def import_advisories(self, identity: Identity, docs: Any) -> dict[str, JSON]:
+        """Store a batch of OSV documents and rescan deployed actions against the new ones."""
+        self._require_admin(identity)
+        if not isinstance(docs, list):
+            raise BadRequestError("The request content was malformed:\n'advisories' must be an array of OSV objects")
+        if len(docs) > MAX_IMPORT_BATCH:
+            raise PayloadTooLargeError(f"At most {MAX_IMPORT_BATCH} advisories per request; send smaller batches.")
+        parsed: list[Advisory] = []
+        rejected: list[dict[str, JSON]] = []
+        for index, doc in enumerate(docs):
+            try:
+                parsed.append(parse_osv(doc))
+            except AdvisoryError as exc:
+                ident = doc.get("id") if isinstance(doc, Mapping) else None
+                rejected.append({"index": index, "id": ident if isinstance(ident, str) else None, "error": str(exc)})
+        outcome = await self._store.upsert_advisories(
+            [AdvisoryRecord(a.id, a.modified, dict(a.doc), a.packages) for a in parsed], self._clock.now_ms()
+        )
+        changed_ids = set(outcome.created) | set(outcome.updated)
+        changed = [a for a in parsed if a.id in changed_ids]
+        events = await self.rescan(changed) if changed else []
+        log.info(
+            "advisories.imported",
+            created=len(outcome.created),
+            updated=len(outcome.updated),
+            unchanged=len(outcome.unchanged),
+            rejected=len(rejected),
+            newly_vulnerable=len(events),
+        )
+        return {
+            "created": len(outcome.created),
+            "updated": len(outcome.updated),
+            "unchanged": len(outcome.unchanged),
+            "rejected": rejected,
+            "newlyVulnerable": [
+                {"namespace": e.namespace, "action": e.action, "version": e.version, "advisories": list(e.advisories)}
+                for e in events
+            ],
+        }
+
+    async def rescan(self, advisories: Iterable[Advisory]) -> list[ActionVulnerable]:
+        """Match every deployed version's stored inventory against ``advisories``."""
+        fresh = list(advisories)
+        events: list[ActionVulnerable] = []
+        after: tuple[str, str] | None = None
+        while True:
+            page = await self._store.list_deployed_action_versions(after=after, limit=_RESCAN_PAGE)
+            if not page:
+                return events
+            after = (page[-1].namespace, page[-1].name)
+            for ref in page:
+                doc = await self._store.get_scan_report(ref.namespace, ref.name, ref.version)
+                if doc is None or not isinstance(doc.get("report"), Mapping):
+                    continue  # sequences, and versions deployed before the gate existed
+                report = ScanReport.from_json(doc["report"])
+                if not report.dependencies:
+                    continue
+                known = report.advisory_ids()
+                found = [f for f in self.scanner.recheck(report.dependencies, fresh) if f.advisory is not None]
+                new = [f for f in found if f.advisory is not None and f.advisory.id not in known]
+                if not new:
+                    continue
+                now = self._clock.now_ms()
+                updated = {**doc, "report": report.with_findings(new).to_json(), "rescanned": now}
+                await self._store.put_scan_report(ref.namespace, ref.name, ref.version, updated, now)
+                event = ActionVulnerable(
+                    ref.namespace,
+                    ref.name,
+                    ref.version,
+                    tuple(sorted({f.advisory.id for f in new if f.advisory is not None})),
+                    now,
+                )
+                log.warning(
+                    "security.action_vulnerable",
+                    namespace=event.namespace,
+                    action=event.action,
+                    version=event.version,
+                    advisories=list(event.advisories),
+                )
+                await self._events.action_vulnerable(event)
+                events.append(event)
