@@ -18,16 +18,6 @@ def web(api, name, code, annotations=(), parameters=(), export=True):
 ECHO = "def main(a):\n    return a\n"
 
 
-def test_not_web_exported_is_404(api):
-    web(api, "hidden", ECHO, export=False)
-    r = api.client.get(f"{W}/hidden.json")
-    assert r.status_code == 404
-    assert r.json()["error"] == "The requested resource does not exist."
-    assert api.client.get("/api/v1/web/_/default/hidden.json").status_code == 404
-    assert api.client.get("/api/v1/web/nobody/default/x.json").status_code == 404
-    assert api.client.get(f"{W}/missing.json").status_code == 404
-
-
 def test_json_extension_and_arguments(api):
     web(api, "echo", ECHO)
     r = api.client.get(f"{W}/echo.json?name=x")
@@ -110,25 +100,6 @@ def test_other_extensions(api):
     assert api.client.get(f"{W}/arr.json").json() == [1]
 
 
-def test_query_cannot_set_reserved_keys(api):
-    web(api, "echo", ECHO)
-    r = api.client.get(f"{W}/echo.json?__ow_method=x")
-    assert r.status_code == 400
-    assert r.json()["error"] == "Request defines parameters that are not allowed (e.g., reserved properties)."
-    r = api.client.post(f"{W}/echo.json", json={"__ow_user": "admin"})
-    assert r.status_code == 400
-
-
-def test_bound_parameters_are_sealed_on_the_web(api):
-    web(api, "sealed", ECHO, parameters=[{"key": "token", "value": "bound"}])
-    assert api.client.get(f"{W}/sealed.json?token=evil").status_code == 400
-    assert api.client.post(f"{W}/sealed.json", json={"token": "evil"}).status_code == 400
-    r = api.client.post(f"{W}/sealed.json", data={"token": "evil"})
-    assert r.status_code == 400
-    r = api.client.get(f"{W}/sealed.json", headers={"token": "evil"})
-    assert r.json()["token"] == "bound"
-
-
 def test_raw_http_action(api):
     web(api, "raw", ECHO, annotations=[("raw-http", True)])
     r = api.client.post(f"{W}/raw.json?a=1&b=2", json={"x": 1})
@@ -136,26 +107,6 @@ def test_raw_http_action(api):
     assert body["__ow_query"] == "a=1&b=2"
     assert base64.b64decode(body["__ow_body"]) == b'{"x":1}'
     assert "a" not in body
-
-
-def test_require_whisk_auth_secret(api):
-    web(api, "guarded", ECHO, annotations=[("require-whisk-auth", "s3cr3t")])
-    r = api.client.get(f"{W}/guarded.json")
-    assert r.status_code == 401
-    assert r.json()["error"] == "Authentication is possible but has failed or not yet been provided."
-    assert api.client.get(f"{W}/guarded.json", headers={"X-Require-Whisk-Auth": "wrong"}).status_code == 401
-    assert api.client.get(f"{W}/guarded.json", headers={"X-Require-Whisk-Auth": "s3cr3"}).status_code == 401
-    assert api.client.get(f"{W}/guarded.json", headers={"X-Require-Whisk-Auth": "s3cr3t"}).status_code == 200
-
-
-def test_require_whisk_auth_true_needs_valid_credentials(api):
-    web(api, "guarded", ECHO, annotations=[("require-whisk-auth", True)])
-    assert api.client.get(f"{W}/guarded.json").status_code == 401
-    r = api.client.get(f"{W}/guarded.json", headers=api.auth("other"))
-    assert r.status_code == 200
-    assert r.json()["__ow_user"] == "other"
-    bad = {"Authorization": "Basic " + base64.b64encode(b"nobody:" + b"0" * 64).decode()}
-    assert api.client.get(f"{W}/guarded.json", headers=bad).status_code == 401
 
 
 def test_options_answers_cors_without_running(api):
@@ -190,14 +141,6 @@ def test_application_and_developer_errors(api):
     r = api.client.get(f"{W}/deverr")
     assert r.status_code == 400
     assert r.json()["error"] == "There was an error processing your request."
-
-
-def test_web_body_limits(api):
-    web(api, "echo", ECHO)
-    r = api.client.post(f"{W}/echo.json", content=b"x" * (1024 * 1024 + 1), headers={"Content-Type": "text/plain"})
-    assert r.status_code == 413
-    r = api.client.post(f"{W}/echo.json", content=b"{bad", headers={"Content-Type": "application/json"})
-    assert r.status_code == 400
 
 
 def test_web_actions_in_packages(api):

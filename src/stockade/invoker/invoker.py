@@ -358,6 +358,7 @@ class Invoker:
             # Invariant: CPU time <= wall time for one thread, so the wall clock normally fires first;
             # the CPU timer catches multi-threaded burners and backs up a stuck host timer.
             "cpu_ms": timeout_ms,
+            "check": True,
         }
         try:
             reply = await session.request(message, timeout_ms / 1000)
@@ -368,11 +369,7 @@ class Invoker:
             await self._abort(session, logs, notes)
             raise _Failed(developer_error(RUN_EXITED)) from None
         session.runs += 1
-        if reply.get("ok") is True:
-            # Overlap: the runner computes its integrity facts while we collect logs and classify;
-            # _verify reads the reply. A failed send shows up there as a failed check.
-            with contextlib.suppress(ProtocolError, OSError):
-                await session.channel.send(_CHECK)
+        session.facts = reply.get("check")
         if not await session.collect_logs(logs, wait_s=LOG_WAIT_S):
             notes.append(LOG_COLLECTION_FAILED)
         if reply.get("ok") is not True:
@@ -392,18 +389,16 @@ class Invoker:
     async def _verify(self, session: SandboxSession) -> tuple[str, ...]:
         """Integrity after a run: code digest and entry unchanged since init, no stray processes.
 
-        Precondition: ``_run`` already sent the check request; this reads its reply.
+        Precondition: ``_run`` stored the facts the runner sent with its reply (``session.facts``).
         """
         findings: list[str] = []
         try:
             strays = session.process.stray_processes()
         except OSError:
             strays = []
-        try:
-            async with asyncio.timeout(CHECK_TIMEOUT_S):
-                reply = await session.channel.receive()
-        except (TimeoutError, ProtocolError) as exc:
-            findings.append(f"{CHECK_FAILED}: {type(exc).__name__}")
+        reply = session.facts
+        if not isinstance(reply, dict):
+            findings.append(f"{CHECK_FAILED}: the run reply carried no integrity facts")
         else:
             if reply.get("ok") is not True:
                 findings.append(f"{CHECK_FAILED}: {reply.get('error')}")

@@ -23,7 +23,7 @@ class SandboxSession:
     Precondition: one activation at a time drives a session (the pool hands it out exclusively).
     """
 
-    __slots__ = ("channel", "code", "digest", "entry", "is_discarded", "key", "logs", "process", "runs")
+    __slots__ = ("channel", "code", "digest", "entry", "facts", "is_discarded", "key", "logs", "process", "runs")
 
     def __init__(
         self,
@@ -44,6 +44,8 @@ class SandboxSession:
         # Integrity facts captured right after init; compared after every run.
         self.digest: str | None = None
         self.entry: str | None = None
+        # The integrity facts the runner sent with its last run reply.
+        self.facts: object = None
         # Set by the invoker once this session's pool slot is given back.
         self.is_discarded = False
 

@@ -185,11 +185,11 @@ class InvokeService:
         task.add_done_callback(self._done(namespace))
         if not request.blocking:
             return InvokeResult(activation_id, None)
-        try:
-            activation = await asyncio.wait_for(asyncio.shield(task), timeout=request.wait_ms / 1000)
-        except TimeoutError:
+        # asyncio.wait leaves the task running on timeout (the activation carries on and is recorded).
+        done, _pending = await asyncio.wait((task,), timeout=request.wait_ms / 1000)
+        if not done:
             return InvokeResult(activation_id, None)
-        return InvokeResult(activation_id, activation)
+        return InvokeResult(activation_id, task.result())
 
     def _done(self, namespace: str) -> Any:
         def callback(task: asyncio.Task[Activation]) -> None:

@@ -282,6 +282,10 @@ class _Runner:
             finally:
                 for key in env:
                     os.environ.pop(str(key), None)
+            if message.get("check") and isinstance(reply, bytes):
+                # Integrity facts ride on the reply: one round trip per run instead of two.
+                facts = json.dumps(self.check(), separators=(",", ":")).encode()
+                reply = b'{"check":' + facts + b"," + reply[1:]
         _reap_children()
         _write_sentinels()
         return reply
