@@ -8,6 +8,7 @@ leaking. Fingerprints are keyed (HMAC) so a weak secret cannot be guessed from i
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -46,6 +47,12 @@ class CryptoError(InternalError):
     """A value or key failed authentication: tampered, swapped, or the wrong key."""
 
     code = "crypto_error"
+
+
+@functools.lru_cache(maxsize=1024)
+def _aead(key: bytes) -> AESGCM:
+    """The AES-GCM context of a key, built once (the key schedule is the costly part)."""
+    return AESGCM(key)
 
 
 def new_key() -> bytes:
@@ -151,7 +158,7 @@ def seal_value(data_key: DataKey, context: ValueContext, value: Any) -> SealedBo
     """Encrypt a JSON value under ``data_key``, bound to ``context``."""
     plaintext = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     nonce = os.urandom(NONCE_BYTES)
-    ciphertext = AESGCM(data_key.key).encrypt(nonce, plaintext, context.aad())
+    ciphertext = _aead(data_key.key).encrypt(nonce, plaintext, context.aad())
     return SealedBox(data_key.key_id, nonce, ciphertext, _fingerprint(data_key, plaintext))
 
 
@@ -160,7 +167,7 @@ def open_value(data_key: DataKey, context: ValueContext, box: SealedBox) -> Any:
     if box.key_id != data_key.key_id:
         raise CryptoError("value is sealed under another data key")
     try:
-        plaintext = AESGCM(data_key.key).decrypt(box.nonce, box.ciphertext, context.aad())
+        plaintext = _aead(data_key.key).decrypt(box.nonce, box.ciphertext, context.aad())
     except InvalidTag:
         raise CryptoError("encrypted value failed authentication") from None
     return json.loads(plaintext)
