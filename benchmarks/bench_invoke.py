@@ -13,6 +13,7 @@ import statistics
 import time
 
 import httpx
+
 from common import latencies_ms, pct, start_baseline, start_stockade, stop, summary
 
 N = int(os.environ.get("BENCH_N", "400"))
