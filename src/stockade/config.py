@@ -19,8 +19,10 @@ from stockade.errors import BadRequestError
 
 __all__ = [
     "ApiSettings",
+    "AuthSettings",
     "InvokerSettings",
     "LimitSettings",
+    "ObservabilitySettings",
     "SecuritySettings",
     "Settings",
     "StoreSettings",
@@ -108,6 +110,20 @@ class InvokerSettings:
 
 @final
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Authentication beyond API keys, and brute-force protection."""
+
+    # A JSON file of trusted JWT issuers (see security/jwt_auth.py); none when empty.
+    jwt_issuers_file: str = ""
+    # Failed logins from one address: slowed after this many within a minute...
+    slow_after_failures: int = 5
+    # ...and refused for lockout_s after this many.
+    lockout_after_failures: int = 20
+    lockout_s: int = 300
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class SecuritySettings:
     """Where the master key comes from: a 0600 keyring file, or one base64 key in a variable."""
 
@@ -134,6 +150,35 @@ class ScanSettings:
 
 @final
 @dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Metrics, security events, anomaly detection, alerts and traces (docs/design/monitoring.md)."""
+
+    # A bearer token that may read /metrics (for a Prometheus scraper); empty: only callers of
+    # the platform's default namespace may. Compared in constant time.
+    metrics_token: str = field(default="", repr=False)
+    # Per-action anomaly detectors run after each activation is recorded, off the response path.
+    anomaly_detection: bool = True
+    # A JSON file of suspicious log patterns replacing the shipped defaults; empty: the defaults.
+    log_patterns_file: str = ""
+    # A JSON file of alert rules replacing the shipped platform defaults; empty: the defaults.
+    alert_rules_file: str = ""
+    # Stored events per (type, namespace, subject) and minute; more are counted, not stored.
+    events_per_minute: int = 120
+    # Webhook delivery: attempts before a dead-letter record, and the per-attempt timeout.
+    webhook_max_attempts: int = 5
+    webhook_timeout_s: float = 5.0
+    webhook_backoff_s: float = 1.0
+    # Webhooks to loopback, private and link-local addresses (not recommended: lets namespace
+    # users reach the platform's internal network).
+    allow_private_webhook_hosts: bool = False
+    # Webhooks over plain http:// (not recommended: alerts travel unencrypted).
+    allow_plain_http_webhooks: bool = False
+    # OpenTelemetry spans of invocations (API → invoke → invoker); off by default.
+    tracing_enabled: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Stockade reads from its environment, once."""
 
@@ -145,7 +190,9 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     invoker: InvokerSettings = field(default_factory=InvokerSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     scan: ScanSettings = field(default_factory=ScanSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @property
     def master_key_path(self) -> Path:
@@ -159,6 +206,10 @@ class Settings:
             found.append("invoker.sandbox_backend = insecure_process: actions run unconfined")
         if self.scan.insecure_disable_gate:
             found.append("scan.insecure_disable_gate = true: deploys are not scanned")
+        if self.observability.allow_private_webhook_hosts:
+            found.append("observability.allow_private_webhook_hosts = true: webhooks may reach internal addresses")
+        if self.observability.allow_plain_http_webhooks:
+            found.append("observability.allow_plain_http_webhooks = true: alerts may travel unencrypted")
         return found
 
 
@@ -169,6 +220,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "invoker": InvokerSettings,
     "security": SecuritySettings,
     "scan": ScanSettings,
+    "observability": ObservabilitySettings,
 }
 
 
@@ -256,3 +308,5 @@ def _validate(settings: Settings) -> None:
                 raise SettingsError(f"scan.{name}: unknown severity {item.strip()!r} (use {', '.join(_SEVERITIES)})")
     if settings.invoker.max_sandboxes < 1:
         raise SettingsError("invoker.max_sandboxes must be at least 1")
+    if settings.observability.webhook_max_attempts < 1 or settings.observability.events_per_minute < 1:
+        raise SettingsError("observability.webhook_max_attempts and events_per_minute must be at least 1")

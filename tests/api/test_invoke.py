@@ -159,7 +159,9 @@ def test_api_key_only_when_asked(api):
     assert env["__OW_DEADLINE"].isdigit()
     put(api, "withkey", "def main(a):\n    return {}\n", annotations=[{"key": "provide-api-key", "value": True}])
     api.post(f"{A}/withkey?blocking=true", json={})
-    assert api.runner.calls[-1][2]["__OW_API_KEY"] == api.keys["guest"]
+    token = api.runner.calls[-1][2]["__OW_API_KEY"]
+    assert token.startswith("tok.")  # a scoped, short-lived token, never the namespace key
+    assert api.keys["guest"].split(":")[1] not in token
 
 
 def test_init_parameters_go_to_env_not_args(api):

@@ -36,7 +36,10 @@ def test_bad_secret_requests(api):
 
 def test_secret_reaches_only_the_declaring_action_and_access_is_recorded(api):
     api.put(f"{S}/db", json={"value": VALUE})
-    declared = {"exec": {"kind": "python:3", "code": USES}, "annotations": [{"key": "secrets", "value": {"DB_PASSWORD": "db"}}]}
+    declared = {
+        "exec": {"kind": "python:3", "code": USES},
+        "annotations": [{"key": "secrets", "value": {"DB_PASSWORD": "db"}}],
+    }
     assert api.put(f"{A}/uses", json=declared).status_code == 200
     assert api.put(f"{A}/plain", json={"exec": {"kind": "python:3", "code": USES}}).status_code == 200
     record = api.post(f"{A}/uses?blocking=true", json={}).json()
@@ -53,7 +56,10 @@ def test_secret_reaches_only_the_declaring_action_and_access_is_recorded(api):
 
 def test_rotation_takes_effect_on_next_run(api):
     api.put(f"{S}/db", json={"value": "one"})
-    declared = {"exec": {"kind": "python:3", "code": USES}, "annotations": [{"key": "secrets", "value": {"DB_PASSWORD": "db"}}]}
+    declared = {
+        "exec": {"kind": "python:3", "code": USES},
+        "annotations": [{"key": "secrets", "value": {"DB_PASSWORD": "db"}}],
+    }
     api.put(f"{A}/uses", json=declared)
     api.post(f"{A}/uses?blocking=true", json={})
     assert api.runner.calls[-1][2]["DB_PASSWORD"] == "one"
@@ -80,7 +86,10 @@ def test_references_are_validated_at_deploy(api):
 
 def test_deleted_secret_fails_the_activation_clearly(api):
     api.put(f"{S}/db", json={"value": VALUE})
-    declared = {"exec": {"kind": "python:3", "code": USES}, "annotations": [{"key": "secrets", "value": {"DB_PASSWORD": "db"}}]}
+    declared = {
+        "exec": {"kind": "python:3", "code": USES},
+        "annotations": [{"key": "secrets", "value": {"DB_PASSWORD": "db"}}],
+    }
     api.put(f"{A}/uses", json=declared)
     assert api.delete(f"{S}/db").status_code == 200
     r = api.post(f"{A}/uses?blocking=true", json={})

@@ -22,6 +22,8 @@ COMMANDS = {
     "rule": ["create", "update", "enable", "disable", "get", "list", "delete"],
     "namespace": ["list", "get"],
     "secret": ["set", "rotate", "list", "get", "delete"],
+    "advisories": ["import"],
+    "scan": ["report"],
 }
 CASES = [[], *([group] for group in COMMANDS), *([group, verb] for group, verbs in COMMANDS.items() for verb in verbs)]
 
@@ -40,7 +42,9 @@ def test_help_matches_snapshot(argv, capsys, monkeypatch):
         SNAPSHOTS.mkdir(exist_ok=True)
         path.write_text(text)
     assert path.exists(), f"missing snapshot {path.name}; run with STOCKADE_TEST_UPDATE_SNAPSHOTS=1"
-    assert text == path.read_text(), f"--help drifted from {path.name}; regenerate with STOCKADE_TEST_UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(), (
+        f"--help drifted from {path.name}; regenerate with STOCKADE_TEST_UPDATE_SNAPSHOTS=1"
+    )
 
 
 def test_every_registered_command_has_a_snapshot_case():
@@ -50,7 +54,9 @@ def test_every_registered_command_has_a_snapshot_case():
     parser = build_parser()
     groups = parser._subparsers._group_actions[0].choices
     registered = {
-        name: sorted(sub._subparsers._group_actions[0].choices) for name, sub in groups.items() if name not in ("up", "admin")
+        name: sorted(sub._subparsers._group_actions[0].choices)
+        for name, sub in groups.items()
+        if name not in ("up", "admin")
     }
     assert registered == {name: sorted(verbs) for name, verbs in COMMANDS.items()}
 

@@ -49,9 +49,19 @@ def test_database_holds_no_plaintext_parameter_or_secret(tmp_path):
     with TestClient(app) as client:
         h = auth(keys["guest"])
         length = "def main(a):\n    return {'length': len(a['pw'])}\n"
-        client.put(f"{A}/a", headers=h, json={"exec": {"kind": "python:3", "code": length}, "parameters": [{"key": "pw", "value": SECRET}]})
-        client.put("/api/v1/namespaces/_/packages/p", headers=h, json={"parameters": [{"key": "pw", "value": SECRET + "-pkg"}]})
-        client.put("/api/v1/namespaces/_/triggers/t", headers=h, json={"parameters": [{"key": "pw", "value": SECRET + "-trig"}]})
+        client.put(
+            f"{A}/a",
+            headers=h,
+            json={"exec": {"kind": "python:3", "code": length}, "parameters": [{"key": "pw", "value": SECRET}]},
+        )
+        client.put(
+            "/api/v1/namespaces/_/packages/p", headers=h, json={"parameters": [{"key": "pw", "value": SECRET + "-pkg"}]}
+        )
+        client.put(
+            "/api/v1/namespaces/_/triggers/t",
+            headers=h,
+            json={"parameters": [{"key": "pw", "value": SECRET + "-trig"}]},
+        )
         client.put("/api/v1/namespaces/_/secrets/db", headers=h, json={"value": SECRET + "-secret"})
         listed = client.get(f"{A}/a", headers=h).json()
         assert SECRET not in str(listed)

@@ -39,6 +39,8 @@ class Platform:
     clock: Clock = field(default_factory=SystemClock)
     # The master keyring; None loads it from settings (created on first start).
     keyring: Keyring | None = None
+    # Benchmark-only: False skips authorization checks (never reachable from settings).
+    enforce_access: bool = True
     # Called on shutdown after activations drain (e.g. to close the invoker and its sandboxes).
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called once the store is open, before serving (e.g. bootstrap of the default namespace).
@@ -52,7 +54,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def create_app(platform: Platform) -> Starlette:
     """The ASGI app over ``platform``; the store opens and closes with the app's lifespan."""
-    services = build_services(platform.settings, platform.store, platform.runner, platform.clock, platform.keyring)
+    services = build_services(
+        platform.settings,
+        platform.store,
+        platform.runner,
+        platform.clock,
+        platform.keyring,
+        enforce_access=platform.enforce_access,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,10 +70,12 @@ def create_app(platform: Platform) -> Starlette:
             # Read-only check: a wrong master key stops the start before anything is written.
             await services.vault.verify()
         except PlatformError as exc:
-            log.error("startup.refused", reason=exc.message)  # noqa: TRY400 - the reason is the message; no traceback
+            log.error("startup.refused", reason=exc.message)
             await platform.store.close()
             raise
         services.recorder.start()
+        services.audit.start()
+        services.epoch.start()
         for hook in platform.on_open:
             await hook(services)
         try:
@@ -72,6 +83,8 @@ def create_app(platform: Platform) -> Starlette:
         finally:
             await services.invoke.drain()
             await services.recorder.close()
+            await services.epoch.close()
+            await services.audit.close()
             for close in platform.on_close:
                 with contextlib.suppress(Exception):
                     await close()

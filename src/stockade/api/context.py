@@ -18,10 +18,12 @@ from stockade.errors import (
     PlatformError,
     UnsupportedMediaTypeError,
 )
-from stockade.services import Credentials, Services
+from stockade.services import Credentials, Services, SignedParts
+from stockade.signing import SCHEME as SIGNING_SCHEME
 
 __all__ = [
     "authenticate",
+    "client_address",
     "endpoint",
     "entity_path",
     "namespace_param",
@@ -63,9 +65,27 @@ def endpoint(handler: Handler) -> Handler:
     return wrapped
 
 
+def client_address(request: Request) -> str:
+    """The client's address, for brute-force limits and the audit log."""
+    return request.client.host if request.client is not None else ""
+
+
 async def authenticate(request: Request) -> Credentials:
-    """The caller's credentials, or 401."""
-    return await services_of(request).auth.authenticate(request.headers.get("authorization"))
+    """The caller's credentials (API key, action token, JWT or signed request), or 401/429.
+
+    The identity is kept on the request for the audit middleware.
+    """
+    authorization = request.headers.get("authorization")
+    signed = None
+    if authorization and authorization.startswith(SIGNING_SCHEME):
+        # A signature covers the body, so it is read here (bounded like every body).
+        body = await read_body(request, services_of(request).settings.api.max_body_bytes)
+        signed = SignedParts(request.method, request.url.path, request.url.query, body)
+    credentials = await services_of(request).auth.authenticate(
+        authorization, source=client_address(request), signed=signed
+    )
+    request.scope.setdefault("state", {})["identity"] = credentials.identity
+    return credentials
 
 
 def namespace_param(request: Request, credentials: Credentials) -> str:
@@ -92,7 +112,15 @@ async def read_json(request: Request, *, limit_bytes: int) -> Any:
 
 
 async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The raw body, 413 over ``limit_bytes`` (by Content-Length, then by what arrived)."""
+    """The raw body, 413 over ``limit_bytes`` (by Content-Length, then by what arrived).
+
+    Read once and kept on the request (a signed request's body is read during authentication).
+    """
+    cached: bytes | None = request.scope.get("state", {}).get("body")
+    if cached is not None:
+        if len(cached) > limit_bytes:
+            raise PayloadTooLargeError(f"Request larger than allowed: {len(cached)} > {limit_bytes} bytes.")
+        return cached
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit_bytes:
         raise PayloadTooLargeError(f"Request larger than allowed: {int(length)} > {limit_bytes} bytes.")
@@ -104,7 +132,9 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
         if size > limit_bytes:
             raise PayloadTooLargeError(f"Request larger than allowed: {size} > {limit_bytes} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request.scope.setdefault("state", {})["body"] = body
+    return body
 
 
 def query_bool(request: Request, name: str, default: bool = False) -> bool:

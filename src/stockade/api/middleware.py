@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockade.api.problems import error_response
 from stockade.errors import InternalError
+from stockade.services.audit import PLATFORM_CHAIN, AuditEvent
 
 __all__ = ["ApiMiddleware"]
 
@@ -40,6 +41,46 @@ def transaction_id_for(scope: Scope) -> str:
     return secrets.token_hex(16)
 
 
+# POSTs that change state (the others invoke or fire, and are recorded as activations).
+_CHANGING_POSTS = frozenset({"rules", "secrets", "roles", "keys", "policy"})
+
+
+def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
+    """Record control-plane changes and every refusal (401 on web actions, 403, 429) in the audit log."""
+    parts = scope["path"].split("/")
+    # /api/v1/namespaces/{ns}/{collection}/... or /api/v1/web/{ns}/...
+    if len(parts) < 5 or parts[1] != "api" or parts[3] not in ("namespaces", "web"):
+        return
+    method: str = scope["method"]
+    is_web = parts[3] == "web"
+    collection = parts[5] if len(parts) > 5 else ""
+    changes = not is_web and (method in ("PUT", "DELETE") or (method == "POST" and collection in _CHANGING_POSTS))
+    refused = status in (403, 429) or (is_web and status == 401)
+    if not changes and not refused:
+        return
+    app = scope.get("app")
+    services = getattr(getattr(app, "state", None), "services", None)
+    if services is None:
+        return
+    state = scope.get("state", {})
+    identity = state.get("identity")
+    namespace = parts[4]
+    if namespace == "_":
+        namespace = identity.namespace if identity is not None else PLATFORM_CHAIN
+    client = scope.get("client")
+    services.audit.record(
+        AuditEvent(
+            namespace=namespace,
+            actor=identity.subject if identity is not None else "anonymous",
+            action=f"{method} {'web' if is_web else collection}",
+            resource=scope["path"],
+            outcome=str(status),
+            source=client[0] if client else "",
+            details={"transactionId": transaction_id},
+        )
+    )
+
+
 class ApiMiddleware:
     """Adds X-Request-ID and CORS headers; answers OPTIONS on /api/v1 (not web) itself."""
 
@@ -62,11 +103,13 @@ class ApiMiddleware:
             await send({"type": "http.response.body", "body": b""})
             return
         started = False
+        status = 500
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = int(message["status"])
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
@@ -78,3 +121,5 @@ class ApiMiddleware:
                 raise
             response = error_response(InternalError(), tid)
             await response(scope, receive, send_with_headers)
+        finally:
+            audit_request(scope, status, tid)

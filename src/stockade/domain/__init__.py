@@ -35,7 +35,7 @@ from stockade.domain.entities import (
     kv_without,
     validate_version,
 )
-from stockade.domain.identities import Identity, Namespace
+from stockade.domain.identities import Identity, IdentityKind, Namespace
 from stockade.domain.names import (
     EntityPath,
     is_valid_name,
@@ -45,15 +45,18 @@ from stockade.domain.names import (
     validate_namespace,
 )
 from stockade.domain.packages import Binding, Package
+from stockade.domain.policy import POLICY_ANNOTATION, ActionPolicy, fqn_matches, lint_policy, parse_policy
 from stockade.domain.triggers import Rule, RuleStatus, Trigger
 
 __all__ = [
     "DEFAULT_LIMITS",
     "ENCRYPTION",
     "JSON",
+    "POLICY_ANNOTATION",
     "RUNTIMES",
     "SEQUENCE_KIND",
     "Action",
+    "ActionPolicy",
     "Activation",
     "ActivationResponse",
     "ActivationStatus",
@@ -62,6 +65,7 @@ __all__ = [
     "EntityPath",
     "Exec",
     "Identity",
+    "IdentityKind",
     "KeyValue",
     "KeyValues",
     "LimitBounds",
@@ -77,6 +81,7 @@ __all__ = [
     "as_mapping",
     "bump_version",
     "check_kv_size",
+    "fqn_matches",
     "has_sealed",
     "is_binary_code",
     "is_truthy",
@@ -89,9 +94,11 @@ __all__ = [
     "kv_to_dict",
     "kv_to_json",
     "kv_without",
+    "lint_policy",
     "new_activation_id",
     "parse_activation_id",
     "parse_fqn",
+    "parse_policy",
     "resolve_kind",
     "validate_entity_name",
     "validate_namespace",

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import final
 
 from stockade.config import Settings
 from stockade.domain import Clock
 from stockade.security import Keyring, load_keyring
+from stockade.security.authz import load_role_matrix
+from stockade.security.jwt_auth import JwtVerifier, load_issuers
+from stockade.security.tokens import ActionTokens
+from stockade.services.access import AccessService, SecurityEpoch
 from stockade.services.actions import ActionService, bounds_from
 from stockade.services.activations import ActivationRecorder, ActivationService
-from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials
+from stockade.services.audit import AuditEvent, AuditLog
+from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, FailureLimiter, SignedParts
 from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.namespaces import Bootstrap, NamespaceService
@@ -27,15 +33,18 @@ from stockade.store import Store
 __all__ = [
     "MISSING_AUTH_MESSAGE",
     "SEALED_MESSAGE",
+    "AccessService",
     "ActionRunner",
     "ActionService",
     "ActivationRecorder",
     "ActivationService",
-    "DeployGate",
+    "AuditEvent",
+    "AuditLog",
     "Authenticator",
     "Bootstrap",
     "Catalog",
     "Credentials",
+    "DeployGate",
     "InvokeRequest",
     "InvokeResult",
     "InvokeService",
@@ -50,6 +59,7 @@ __all__ = [
     "SecretBackend",
     "SecretService",
     "Services",
+    "SignedParts",
     "Throttle",
     "TriggerService",
     "bounds_from",
@@ -77,13 +87,22 @@ class Services:
     namespaces: NamespaceService
     throttle: Throttle
     vault: ParameterVault
+    access: AccessService
+    audit: AuditLog
+    epoch: SecurityEpoch
     secrets: SecretService
     rotation: KeyRotation
     scans: DeployGate
 
 
 def build_services(
-    settings: Settings, store: Store, runner: ActionRunner, clock: Clock, keyring: Keyring | None = None
+    settings: Settings,
+    store: Store,
+    runner: ActionRunner,
+    clock: Clock,
+    keyring: Keyring | None = None,
+    *,
+    enforce_access: bool = True,
 ) -> Services:
     """Wire the services over a store, an action runner, a clock and the master keyring."""
     limits = settings.limits
@@ -92,7 +111,28 @@ def build_services(
         return load_keyring(settings.master_key_path, settings.security.master_key)
 
     vault = ParameterVault(store, keyring or reload_keyring(), clock, reload_keyring=reload_keyring)
-    catalog = Catalog(store, clock)
+    audit = AuditLog(store, vault, clock)
+    epoch = SecurityEpoch(store)
+    namespaces = NamespaceService(store, clock, vault)
+    access = AccessService(store, load_role_matrix(), epoch, audit, clock, namespaces.issue_key, enforce=enforce_access)
+    tokens = ActionTokens(vault.keyring.keys)
+    jwt = JwtVerifier(load_issuers(Path(settings.auth.jwt_issuers_file)) if settings.auth.jwt_issuers_file else [])
+    auth = Authenticator(
+        store,
+        clock,
+        vault=vault,
+        tokens=tokens,
+        jwt=jwt,
+        audit=audit,
+        limiter=FailureLimiter(
+            clock,
+            slow_after=settings.auth.slow_after_failures,
+            lock_after=settings.auth.lockout_after_failures,
+            lock_s=settings.auth.lockout_s,
+        ),
+    )
+    epoch.subscribe(auth.forget_all)
+    catalog = Catalog(store, clock, access)
     recorder = ActivationRecorder(
         store,
         batch_size=settings.store.activation_batch_size,
@@ -104,16 +144,24 @@ def build_services(
         concurrent_invocations=limits.concurrent_invocations,
         fires_per_minute=limits.fires_per_minute,
     )
-    secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock)
+    secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access)
     invoke = InvokeService(
-        catalog, runner, recorder, throttle, clock, vault, secrets, max_sequence_length=limits.max_sequence_length
+        catalog,
+        runner,
+        recorder,
+        throttle,
+        clock,
+        vault,
+        secrets,
+        tokens=tokens,
+        max_sequence_length=limits.max_sequence_length,
     )
     gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace)
     return Services(
         settings=settings,
         store=store,
         clock=clock,
-        auth=Authenticator(store, clock),
+        auth=auth,
         catalog=catalog,
         actions=ActionService(catalog, limits, clock.now_ms, vault, secrets, gate),
         packages=PackageService(catalog, limits, clock.now_ms, vault),
@@ -122,7 +170,10 @@ def build_services(
         invoke=invoke,
         activations=ActivationService(store, recorder),
         recorder=recorder,
-        namespaces=NamespaceService(store, clock),
+        namespaces=namespaces,
+        access=access,
+        audit=audit,
+        epoch=epoch,
         throttle=throttle,
         vault=vault,
         secrets=secrets,

@@ -30,7 +30,8 @@ from stockade.domain import (
     validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
-from stockade.services.catalog import Catalog, forbidden
+from stockade.security.authz import Permission
+from stockade.services.catalog import Catalog
 from stockade.services.records import action_summary, action_to_doc
 from stockade.services.scans import DeployGate
 from stockade.services.schemas import INPUT_SCHEMA_ANNOTATION, check_schema
@@ -147,9 +148,8 @@ class ActionService:
                 raise BadRequestError("Too many actions in the sequence.")
 
     async def _container(self, identity: Identity, path: EntityPath) -> None:
-        """Writes into a package need an existing, non-binding package of the caller."""
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+        """Writes need WRITE in the namespace; into a package, an existing non-binding one."""
+        await self._catalog.access.require(identity, path.namespace, Permission.WRITE, path.relative)
         if path.package is not None:
             package = await self._catalog.package(path.namespace, path.package)
             if package.is_binding:
@@ -258,9 +258,17 @@ class ActionService:
         await store.put_action_version(action.path.namespace, action.path.key, action.version, history, action.updated)
         return action
 
-    async def get(self, identity: Identity, path: EntityPath) -> Action:
-        """The action (through a binding: the target with merged parameters)."""
+    async def get(self, identity: Identity, path: EntityPath, *, include_code: bool = True) -> Action:
+        """The action (through a binding: the target with merged parameters).
+
+        Its code needs READ_CODE in the action's namespace (viewers and invokers see metadata only).
+        """
         resolved = await self._catalog.resolve_action(identity, path)
+        if include_code:
+            owner_ns = resolved.action.path.namespace
+            is_public = resolved.package is not None and resolved.package.publish and owner_ns != identity.namespace
+            if not is_public:
+                await self._catalog.access.require(identity, owner_ns, Permission.READ_CODE, path.relative)
         action = resolved.action
         if resolved.package is not None:
             params = resolved.package.parameters
@@ -279,8 +287,8 @@ class ActionService:
             if pkg.binding is not None:
                 bound = await self._catalog.readable_package(identity, pkg.binding.namespace, pkg.binding.name)
                 target_ns, target_pkg = bound.path.namespace, bound.path.name
-        elif namespace != identity.namespace:
-            raise forbidden(namespace)
+        else:
+            await self._catalog.access.require(identity, namespace, Permission.READ, namespace)
         entities = await self._catalog.store.list_entities(
             target_ns, "actions", package=target_pkg, skip=skip, limit=limit
         )
@@ -288,8 +296,10 @@ class ActionService:
 
     async def count(self, identity: Identity, namespace: str, package: str | None) -> int:
         """How many actions ``list`` would return without paging."""
-        if namespace != identity.namespace and package is None:
-            raise forbidden(namespace)
+        if package is None:
+            await self._catalog.access.require(identity, namespace, Permission.READ, namespace)
+        else:
+            await self._catalog.readable_package(identity, namespace, package)
         return await self._catalog.store.count_entities(namespace, "actions", package=package)
 
     async def delete(self, identity: Identity, path: EntityPath) -> Action:

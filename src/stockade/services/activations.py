@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from stockade.domain import Activation, Identity, parse_activation_id
+from stockade.domain import Activation, parse_activation_id
 from stockade.errors import NotFoundError
 from stockade.store import ActivationQuery, Store
 
@@ -90,13 +90,13 @@ class ActivationService:
         self._store = store
         self._recorder = recorder
 
-    async def get(self, identity: Identity, activation_id: str) -> Activation:
-        """One record of the caller's namespace, or 404."""
+    async def get(self, namespace: str, activation_id: str) -> Activation:
+        """One record of ``namespace`` (the caller was authorized for it), or 404."""
         parse_activation_id(activation_id)
         pending = self._recorder.pending(activation_id)
-        if pending is not None and pending.namespace == identity.namespace:
+        if pending is not None and pending.namespace == namespace:
             return pending
-        found = await self._store.get_activation(identity.namespace, activation_id)
+        found = await self._store.get_activation(namespace, activation_id)
         if found is None:
             raise NotFoundError()
         return found

@@ -6,19 +6,15 @@ from dataclasses import dataclass
 from typing import final
 
 from stockade.domain import Action, Clock, EntityPath, Identity, Package, Rule, Trigger
-from stockade.errors import ConflictError, ForbiddenError, NotFoundError
+from stockade.errors import ConflictError, NotFoundError
+from stockade.security.authz import Permission
+from stockade.services.access import AccessService, forbidden
 from stockade.services.records import action_from_doc, package_from_doc, rule_from_doc, trigger_from_doc
 from stockade.store import Collection, Store, StoredEntity
 
 __all__ = ["WRONG_COLLECTION", "Catalog", "ResolvedAction", "forbidden"]
 
 WRONG_COLLECTION = "Resource by this name exists but is not in this collection."
-
-
-def forbidden(*paths: str) -> ForbiddenError:
-    """OpenWhisk's 403 naming the resources that were refused."""
-    joined = ", ".join(f"'{p}'" for p in paths)
-    return ForbiddenError(f"The supplied authentication is not authorized to access {joined}.")
 
 
 @final
@@ -43,8 +39,9 @@ class Catalog:
     and expires after ``cache_ttl_s`` so writes from other API processes become visible.
     """
 
-    def __init__(self, store: Store, clock: Clock, cache_ttl_s: float = 2.0) -> None:
+    def __init__(self, store: Store, clock: Clock, access: AccessService, cache_ttl_s: float = 2.0) -> None:
         self.store = store
+        self.access = access
         self._clock = clock
         self._ttl_s = cache_ttl_s
         self._actions: dict[tuple[str, str], tuple[float, int, Action]] = {}
@@ -106,9 +103,11 @@ class Catalog:
         return rule_from_doc(namespace, name, entity.updated, entity.doc)
 
     async def readable_package(self, identity: Identity, namespace: str, name: str) -> Package:
-        """A package the caller may read: its own, or a public one elsewhere (else 403)."""
-        if namespace == identity.namespace:
+        """A package the caller may read: by role, or a public one elsewhere (else 403)."""
+        if await self.access.allows(identity, namespace, Permission.READ):
             return await self.package(namespace, name)
+        if identity.scope is not None:
+            raise forbidden(f"{namespace}/{name}")
         try:
             package = await self.package(namespace, name)
         except (NotFoundError, ConflictError):
@@ -117,16 +116,22 @@ class Catalog:
             raise forbidden(f"{namespace}/{name}")
         return package
 
-    async def resolve_action(self, identity: Identity, path: EntityPath) -> ResolvedAction:
-        """Find the action a path names, following a package binding, checking read access.
+    async def resolve_action(
+        self, identity: Identity, path: EntityPath, permission: Permission = Permission.READ
+    ) -> ResolvedAction:
+        """Find the action a path names, following a package binding, checking access.
 
-        Outside the caller's namespace only actions inside public packages are visible; any
-        other access is a 403 whether or not the entity exists (no existence leak).
+        By role in the action's namespace; elsewhere only actions inside public packages may be
+        read or invoked. Any other access is a 403 whether or not the entity exists (no
+        existence leak).
         """
+        allowed = await self.access.allows(identity, path.namespace, permission, fqn=path.fqn)
         if path.package is None:
-            if path.namespace != identity.namespace:
+            if not allowed:
                 raise forbidden(path.relative)
             return ResolvedAction(await self.action(path.namespace, path.name), None, None)
+        if not allowed and (identity.scope is not None or permission not in (Permission.READ, Permission.INVOKE)):
+            raise forbidden(path.relative)
         package = await self.readable_package(identity, path.namespace, path.package)
         binding: Package | None = None
         if package.binding is not None:

@@ -16,7 +16,9 @@ import structlog
 
 from stockade.domain import (
     JSON,
+    POLICY_ANNOTATION,
     Action,
+    ActionPolicy,
     Activation,
     ActivationResponse,
     ActivationStatus,
@@ -28,8 +30,11 @@ from stockade.domain import (
     kv_merge,
     new_activation_id,
     parse_fqn,
+    parse_policy,
 )
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PlatformError
+from stockade.security.authz import Permission
+from stockade.security.tokens import ActionTokens, TokenClaims
 from stockade.services.activations import ActivationRecorder
 from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.schemas import SchemaCache
@@ -98,8 +103,6 @@ class InvokeRequest:
     blocking: bool = False
     wait_ms: int = 60_000
     transaction_id: str = ""
-    # The caller's own token, passed only to actions annotated provide-api-key.
-    api_token: str | None = None
     # Activation annotations added by the caller (web actions, triggers).
     cause: str | None = None
     # How the request's keys are checked against bound parameters (see SealMode).
@@ -155,8 +158,10 @@ class InvokeService:
         vault: ParameterVault,
         secrets: SecretService,
         *,
+        tokens: ActionTokens | None = None,
         max_sequence_length: int = 50,
     ) -> None:
+        self._tokens = tokens
         self._vault = vault
         self._secrets = secrets
         self._catalog = catalog
@@ -172,7 +177,7 @@ class InvokeService:
         """Accept an invoke: 429/403/404/400 before anything runs, then run and record."""
         namespace = request.identity.namespace
         self._throttle.check_invoke(namespace)
-        resolved = await self._catalog.resolve_action(request.identity, request.path)
+        resolved = await self._catalog.resolve_action(request.identity, request.path, Permission.INVOKE)
         supplied = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
         params = await self._vault.reveal(
             self.merge_parameters(resolved, request.params, seal=request.seal, supplied=supplied)
@@ -238,8 +243,22 @@ class InvokeService:
             "__OW_DEADLINE": str(start_ms + action.limits.timeout),
         }
         provide = action.annotation("provide-api-key")
-        if request.api_token and (provide is None or is_truthy(provide)):
-            env["__OW_API_KEY"] = request.api_token
+        if (provide is None or is_truthy(provide)) and self._tokens is not None:
+            # Never the namespace key: a token scoped to the action's own policy, expiring at
+            # the activation deadline.
+            try:
+                policy = parse_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace)
+            except PlatformError:
+                policy = ActionPolicy()
+            env["__OW_API_KEY"] = self._tokens.issue(
+                TokenClaims(
+                    namespace=action.path.namespace,
+                    subject=request.identity.subject,
+                    action=action.path.fqn,
+                    scope=policy.invoke,
+                    expires_ms=start_ms + action.limits.timeout,
+                )
+            )
         return env
 
     async def _activate(

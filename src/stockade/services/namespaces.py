@@ -8,7 +8,9 @@ from typing import final
 
 from stockade.domain import Clock, Namespace, validate_namespace
 from stockade.security import ApiKey, generate_key, hash_secret
-from stockade.store import KeyRecord, Store
+from stockade.services.vault import ParameterVault
+from stockade.signing import signing_key
+from stockade.store import KeyRecord, RoleBinding, Store
 
 __all__ = ["Bootstrap", "NamespaceService"]
 
@@ -25,23 +27,34 @@ class Bootstrap:
 class NamespaceService:
     """Create namespaces and issue keys."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, vault: ParameterVault) -> None:
         self._store = store
         self._clock = clock
+        self._vault = vault
 
     async def create(self, name: str, subject: str | None = None) -> ApiKey:
-        """Create a namespace with one key for ``subject`` (default: the namespace name)."""
+        """Create a namespace whose owner is ``subject`` (default: the namespace name), with one key."""
         validate_namespace(name)
         now = self._clock.now_ms()
+        owner = subject or name
         await self._store.create_namespace(Namespace(name, str(uuid.uuid4()), now))
-        return await self.issue_key(name, subject or name)
+        await self._store.put_role(RoleBinding(name, owner, "owner", "platform", now))
+        return await self.issue_key(name, owner)
 
     async def issue_key(self, namespace: str, subject: str) -> ApiKey:
-        """A new key for ``subject`` in ``namespace``; only its hash is stored."""
+        """A new key for ``subject`` in ``namespace``.
+
+        Stored: the SHA-256 of the secret, and the request-signing key derived from it, sealed
+        under the namespace's data key (for HMAC-signed requests). The secret itself is shown once.
+        """
         key = generate_key()
         await self._store.put_key(
             KeyRecord(key.uuid, hash_secret(key.secret), subject, namespace, self._clock.now_ms())
         )
+        sealed = await self._vault.seal_json(
+            namespace, (namespace, "api_keys", key.uuid, "signing"), signing_key(key.secret).hex()
+        )
+        await self._store.set_key_hmac(key.uuid, dict(sealed))
         return key
 
     async def bootstrap(self, name: str) -> Bootstrap:

@@ -25,7 +25,9 @@ from stockade.domain import (
     validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
-from stockade.services.catalog import Catalog, forbidden
+from stockade.security.authz import Permission
+from stockade.services.access import forbidden
+from stockade.services.catalog import Catalog
 from stockade.services.records import package_from_doc, package_to_doc
 from stockade.services.vault import ParameterVault
 from stockade.store import Delete, Put, Write
@@ -51,17 +53,18 @@ class PackageService:
             raise BadRequestError("Binding references a package that does not exist.")
         namespace = identity.namespace if namespace in ("_", "") else validate_namespace(namespace)
         validate_entity_name(name)
+        can_read = await self._catalog.access.allows(identity, namespace, Permission.READ)
         entity = await self._catalog.store.get_entity(namespace, name)
         if entity is None:
-            if namespace != identity.namespace:
+            if not can_read:
                 raise forbidden(f"{namespace}/{name}")
             raise BadRequestError("Binding references a package that does not exist.")
         if entity.collection != "packages":
-            if namespace != identity.namespace:
+            if not can_read:
                 raise forbidden(f"{namespace}/{name}")
             raise ConflictError("Cannot bind to a resource that is not a package.")
         target = package_from_doc(namespace, name, entity.updated, entity.doc)
-        if namespace != identity.namespace and not target.publish:
+        if not can_read and not target.publish:
             raise forbidden(f"{namespace}/{name}")
         if target.is_binding:
             raise BadRequestError("Cannot bind to another package binding.")
@@ -69,8 +72,7 @@ class PackageService:
 
     async def put(self, identity: Identity, path: EntityPath, body: Any, *, overwrite: bool) -> Package:
         """Create or update a package or binding."""
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+        await self._catalog.access.require(identity, path.namespace, Permission.WRITE, path.relative)
         if path.name == "default":
             raise BadRequestError("Package name 'default' is reserved.")
         payload = as_mapping(body, "body")
@@ -166,7 +168,7 @@ class PackageService:
 
     async def list(self, identity: Identity, namespace: str, *, skip: int, limit: int) -> list[dict[str, JSON]]:
         """Packages of a namespace; elsewhere only public, non-binding ones."""
-        if namespace == identity.namespace:
+        if await self._catalog.access.allows(identity, namespace, Permission.READ):
             entities = await self._catalog.store.list_entities(
                 namespace, "packages", package="", skip=skip, limit=limit
             )
@@ -178,14 +180,13 @@ class PackageService:
 
     async def count(self, identity: Identity, namespace: str) -> int:
         """How many packages ``list`` would return without paging."""
-        if namespace == identity.namespace:
+        if await self._catalog.access.allows(identity, namespace, Permission.READ):
             return await self._catalog.store.count_entities(namespace, "packages", package="")
         return len(await self.list(identity, namespace, skip=0, limit=_LIST_ALL))
 
     async def delete(self, identity: Identity, path: EntityPath, *, force: bool) -> Package:
         """Delete a package (with ``force``, its actions first, in the same transaction)."""
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+        await self._catalog.access.require(identity, path.namespace, Permission.WRITE, path.relative)
         entity = await self._catalog.require(path.namespace, path.name, "packages")
         package = package_from_doc(path.namespace, path.name, entity.updated, entity.doc)
         writes: list[Write] = []

@@ -22,7 +22,8 @@ from stockade.domain import (
     validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, NotFoundError
-from stockade.services.catalog import Catalog, forbidden
+from stockade.security.authz import Permission
+from stockade.services.catalog import Catalog
 from stockade.services.records import rule_from_doc, rule_to_doc, trigger_from_doc, trigger_to_doc
 from stockade.store import Delete, Put, StoredEntity, Write
 
@@ -47,8 +48,7 @@ class RuleService:
             raise BadRequestError("rule requires a valid trigger and a valid action") from None
 
     async def _trigger_entity(self, identity: Identity, trigger: EntityPath) -> StoredEntity:
-        if trigger.namespace != identity.namespace:
-            raise forbidden(trigger.relative)
+        await self._catalog.access.require(identity, trigger.namespace, Permission.READ, trigger.relative)
         entity = await self._catalog.store.get_entity(trigger.namespace, trigger.key)
         if entity is None or entity.collection != "triggers":
             raise BadRequestError(f"trigger {trigger.fqn} does not exist")
@@ -63,8 +63,7 @@ class RuleService:
 
     async def put(self, identity: Identity, path: EntityPath, body: Any, *, overwrite: bool) -> dict[str, JSON]:
         """Create (active) or update (status kept) a rule."""
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+        await self._catalog.access.require(identity, path.namespace, Permission.WRITE, path.relative)
         payload = as_mapping(body, "body")
         existing = await self._catalog.get(path.namespace, path.name, "rules")
         if existing is not None and not overwrite:
@@ -156,8 +155,7 @@ class RuleService:
 
     async def set_status(self, identity: Identity, path: EntityPath, body: Any) -> None:
         """Enable or disable a rule."""
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+        await self._catalog.access.require(identity, path.namespace, Permission.WRITE, path.relative)
         payload = as_mapping(body, "body")
         status = payload.get("status")
         if status not in ("active", "inactive"):
@@ -183,28 +181,24 @@ class RuleService:
 
     async def get(self, identity: Identity, path: EntityPath) -> dict[str, JSON]:
         """A rule with its status."""
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+        await self._catalog.access.require(identity, path.namespace, Permission.READ, path.relative)
         rule = await self._catalog.rule(path.namespace, path.name)
         return rule.to_json(await self._status(rule))
 
     async def list(self, identity: Identity, namespace: str, *, skip: int, limit: int) -> list[dict[str, JSON]]:
         """Rules of the caller's namespace (without status, as upstream)."""
-        if namespace != identity.namespace:
-            raise forbidden(namespace)
+        await self._catalog.access.require(identity, namespace, Permission.READ, namespace)
         entities = await self._catalog.store.list_entities(namespace, "rules", package="", skip=skip, limit=limit)
         return [rule_from_doc(namespace, e.name, e.updated, e.doc).to_summary() for e in entities]
 
     async def count(self, identity: Identity, namespace: str) -> int:
         """Number of rules."""
-        if namespace != identity.namespace:
-            raise forbidden(namespace)
+        await self._catalog.access.require(identity, namespace, Permission.READ, namespace)
         return await self._catalog.store.count_entities(namespace, "rules", package="")
 
     async def delete(self, identity: Identity, path: EntityPath) -> dict[str, JSON]:
         """Delete a rule and unregister it from its trigger atomically."""
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+        await self._catalog.access.require(identity, path.namespace, Permission.WRITE, path.relative)
         entity = await self._catalog.require(path.namespace, path.name, "rules")
         rule = rule_from_doc(path.namespace, path.name, entity.updated, entity.doc)
         writes: list[Write] = [Delete(path.namespace, path.name, entity.revision)]

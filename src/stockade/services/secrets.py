@@ -16,7 +16,8 @@ import structlog
 
 from stockade.domain import JSON, Action, Clock, Identity, validate_entity_name
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
-from stockade.services.catalog import forbidden
+from stockade.security.authz import Permission
+from stockade.services.access import AccessService
 from stockade.services.vault import ParameterVault
 from stockade.store import Store
 from stockade.store.keymaterial import SecretAccess, SecretRecord
@@ -134,21 +135,21 @@ def _metadata(record: SecretRecord) -> dict[str, JSON]:
 class SecretService:
     """Use cases of the secrets store."""
 
-    def __init__(self, store: Store, backend: SecretBackend, clock: Clock) -> None:
+    def __init__(self, store: Store, backend: SecretBackend, clock: Clock, access: AccessService) -> None:
+        self._access = access
         self._store = store
         self._backend = backend
         self._clock = clock
 
-    def _own(self, identity: Identity, namespace: str) -> None:
-        if namespace != identity.namespace:
-            raise forbidden(namespace)
+    async def _own(self, identity: Identity, namespace: str) -> None:
+        await self._access.require(identity, namespace, Permission.SECRETS, f"{namespace}/secrets")
 
     async def put(
         self, identity: Identity, namespace: str, name: str, body: Any, *, mode: Literal["create", "set", "rotate"]
     ) -> dict[str, JSON]:
         """``create``: new secret (409 if it exists); ``set``: create or add a version;
         ``rotate``: add a version to an existing secret (404 if there is none)."""
-        self._own(identity, namespace)
+        await self._own(identity, namespace)
         validate_entity_name(name)
         if not isinstance(body, Mapping) or not isinstance(body.get("value"), str) or not body["value"]:
             raise BadRequestError("The request content was malformed:\n'value' must be a non-empty string")
@@ -167,7 +168,7 @@ class SecretService:
 
     async def get(self, identity: Identity, namespace: str, name: str) -> dict[str, JSON]:
         """Metadata of a secret: versions and recent accesses, never the value."""
-        self._own(identity, namespace)
+        await self._own(identity, namespace)
         versions = await self._backend.versions(namespace, name)
         if not versions:
             raise NotFoundError()
@@ -183,12 +184,12 @@ class SecretService:
 
     async def list(self, identity: Identity, namespace: str) -> list[dict[str, JSON]]:
         """Every secret's latest version metadata."""
-        self._own(identity, namespace)
+        await self._own(identity, namespace)
         return [_metadata(r) for r in await self._backend.names(namespace)]
 
     async def delete(self, identity: Identity, namespace: str, name: str) -> dict[str, JSON]:
         """Delete all versions of a secret."""
-        self._own(identity, namespace)
+        await self._own(identity, namespace)
         latest = await self._backend.latest(namespace, name)
         if latest is None:
             raise NotFoundError()

@@ -28,8 +28,9 @@ from stockade.domain import (
     validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, PlatformError
+from stockade.security.authz import Permission
 from stockade.services.activations import ActivationRecorder
-from stockade.services.catalog import Catalog, forbidden
+from stockade.services.catalog import Catalog
 from stockade.services.invoke import InvokeRequest, InvokeService
 from stockade.services.records import trigger_from_doc, trigger_to_doc
 from stockade.services.throttle import Throttle
@@ -60,13 +61,12 @@ class TriggerService:
         self._limits = limits
         self._clock = clock
 
-    def _own(self, identity: Identity, path: EntityPath) -> None:
-        if path.namespace != identity.namespace:
-            raise forbidden(path.relative)
+    async def _require(self, identity: Identity, path: EntityPath, permission: Permission) -> None:
+        await self._catalog.access.require(identity, path.namespace, permission, path.relative, fqn=path.fqn)
 
     async def put(self, identity: Identity, path: EntityPath, body: Any, *, overwrite: bool) -> Trigger:
         """Create or update a trigger; updates keep its rules."""
-        self._own(identity, path)
+        await self._require(identity, path, Permission.WRITE)
         payload = as_mapping(body, "body")
         existing = await self._catalog.get(path.namespace, path.name, "triggers")
         if existing is not None and not overwrite:
@@ -124,25 +124,23 @@ class TriggerService:
 
     async def get(self, identity: Identity, path: EntityPath) -> Trigger:
         """One trigger."""
-        self._own(identity, path)
+        await self._require(identity, path, Permission.READ)
         return await self._catalog.trigger(path.namespace, path.name)
 
     async def list(self, identity: Identity, namespace: str, *, skip: int, limit: int) -> list[dict[str, JSON]]:
         """Triggers of the caller's namespace."""
-        if namespace != identity.namespace:
-            raise forbidden(namespace)
+        await self._catalog.access.require(identity, namespace, Permission.READ, namespace)
         entities = await self._catalog.store.list_entities(namespace, "triggers", package="", skip=skip, limit=limit)
         return [trigger_from_doc(namespace, e.name, e.updated, e.doc).to_summary() for e in entities]
 
     async def count(self, identity: Identity, namespace: str) -> int:
         """Number of triggers."""
-        if namespace != identity.namespace:
-            raise forbidden(namespace)
+        await self._catalog.access.require(identity, namespace, Permission.READ, namespace)
         return await self._catalog.store.count_entities(namespace, "triggers", package="")
 
     async def delete(self, identity: Identity, path: EntityPath) -> Trigger:
         """Delete a trigger (its rules are left and report inactive)."""
-        self._own(identity, path)
+        await self._require(identity, path, Permission.WRITE)
         entity = await self._catalog.require(path.namespace, path.name, "triggers")
         await self._catalog.store.apply([Delete(path.namespace, path.name, entity.revision)])
         return trigger_from_doc(path.namespace, path.name, entity.updated, entity.doc)
@@ -155,14 +153,13 @@ class TriggerService:
         headers: Mapping[str, str],
         *,
         transaction_id: str,
-        api_token: str | None,
     ) -> str | None:
         """Fire: None when no rule is active (204), else the trigger activation id (202).
 
         Each active rule invokes its action as the caller, non-blocking, with trigger
         parameters < ``__ow_headers`` < fire body.
         """
-        self._own(identity, path)
+        await self._require(identity, path, Permission.INVOKE)
         trigger = await self._catalog.trigger(path.namespace, path.name)
         active = [(key, action) for key, action, status in trigger.rules if status == "active"]
         if not active:
@@ -183,7 +180,6 @@ class TriggerService:
                         params=payload,
                         blocking=False,
                         transaction_id=transaction_id,
-                        api_token=api_token,
                     )
                 )
                 entry = {"statusCode": 0, "success": True, "activationId": result.activation_id, **entry}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stockade.store.access import AccessStore, AuditRecord, RoleBinding
 from stockade.store.base import (
     ActionVersionRef,
     ActivationQuery,
@@ -17,21 +18,30 @@ from stockade.store.base import (
     StoredEntity,
     Write,
 )
+from stockade.store.monitoring import AlertQuery, DeadLetter, EventQuery, MonitoringStore, WebhookRecord
 from stockade.store.sql import SqlStore
 from stockade.store.sqlite import open_sqlite_store
 
 __all__ = [
+    "AccessStore",
     "ActionVersionRef",
     "ActivationQuery",
     "AdvisoryRecord",
     "AdvisoryUpsert",
+    "AlertQuery",
+    "AuditRecord",
     "Collection",
+    "DeadLetter",
     "Delete",
+    "EventQuery",
     "KeyRecord",
+    "MonitoringStore",
     "Put",
+    "RoleBinding",
     "SqlStore",
     "Store",
     "StoredEntity",
+    "WebhookRecord",
     "Write",
     "open_sqlite_store",
     "open_store",

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, final
 
 from stockade.domain import JSON, Activation, Namespace
-from stockade.store.keymaterial import KeyMaterialStore
+from stockade.store.access import AccessStore
+from stockade.store.keymaterial import KeyMaterialStore, KeyRecord
+from stockade.store.monitoring import MonitoringStore
 
 __all__ = [
     "ActionVersionRef",
@@ -72,19 +74,6 @@ Write = Put | Delete
 
 @final
 @dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """An API key as stored: only the SHA-256 of the secret part."""
-
-    uuid: str
-    key_hash: bytes
-    subject: str
-    namespace: str
-    created: int
-    revoked: int | None = None
-
-
-@final
-@dataclass(frozen=True, slots=True)
 class ActivationQuery:
     """Filters for listing activations (all optional but namespace)."""
 
@@ -94,6 +83,7 @@ class ActivationQuery:
     upto_ms: int | None = None
     skip: int = 0
     limit: int = 30
+    tag: str | None = None  # only activations of actions with this tag
 
 
 @final
@@ -127,7 +117,7 @@ class ActionVersionRef:
     version: str
 
 
-class Store(KeyMaterialStore, Protocol):
+class Store(KeyMaterialStore, AccessStore, MonitoringStore, Protocol):
     """Persistent state of the platform."""
 
     async def open(self) -> None:

@@ -17,12 +17,26 @@ __all__ = [
     "DataKeyRecord",
     "DataKeyState",
     "KeyMaterialStore",
+    "KeyRecord",
     "SecretAccess",
     "SecretRecord",
     "SqlKeyMaterial",
 ]
 
 DataKeyState = Literal["active", "retiring", "retired"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as stored: only the SHA-256 of the secret part."""
+
+    uuid: str
+    key_hash: bytes
+    subject: str
+    namespace: str
+    created: int
+    revoked: int | None = None
 
 
 @final

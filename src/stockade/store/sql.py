@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from stockade.domain import JSON, Activation, Namespace
+from stockade.domain import JSON, Activation, Namespace, kv_get
+from stockade.observability.tags import TAGS_ANNOTATION, tags_of
+from stockade.store.access import SqlAccess
 from stockade.store.base import (
     ActionVersionRef,
     ActivationQuery,
@@ -35,6 +37,7 @@ from stockade.store.driver import (
     concurrent_modification,
 )
 from stockade.store.keymaterial import SqlKeyMaterial
+from stockade.store.monitoring import SqlMonitoring
 
 __all__ = [
     "Driver",
@@ -68,7 +71,7 @@ def _package_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else ""
 
 
-class SqlStore(SqlKeyMaterial):
+class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring):
     """Store over a Driver."""
 
     def __init__(self, driver: Driver) -> None:
@@ -162,7 +165,11 @@ class SqlStore(SqlKeyMaterial):
     async def revoke_key(self, uuid: str, when_ms: int) -> bool:
         """Revoke a key."""
         counts = await self._db.transaction(
-            [Step("UPDATE api_keys SET revoked = ? WHERE uuid = ? AND revoked IS NULL", (when_ms, uuid))]
+            [
+                Step("UPDATE api_keys SET revoked = ? WHERE uuid = ? AND revoked IS NULL", (when_ms, uuid)),
+                # Every process watches the epoch and drops its cached keys when it moves.
+                Step("UPDATE security_epoch SET epoch = epoch + 1 WHERE id = 1"),
+            ]
         )
         return counts[0] == 1
 
@@ -307,6 +314,14 @@ class SqlStore(SqlKeyMaterial):
                 )
                 for a in activations
             ]
+            + [
+                Step(
+                    "INSERT INTO activation_tags (namespace, tag, start_ms, activation_id) VALUES (?, ?, ?, ?)",
+                    (a.namespace, tag, a.start, a.activation_id),
+                )
+                for a in activations
+                for tag in tags_of(kv_get(a.annotations, TAGS_ANNOTATION))
+            ]
         )
 
     async def get_activation(self, namespace: str, activation_id: str) -> Activation | None:
@@ -328,6 +343,9 @@ class SqlStore(SqlKeyMaterial):
         if query.upto_ms is not None:
             clauses.append("start_ms <= ?")
             args.append(query.upto_ms)
+        if query.tag is not None:
+            clauses.append("activation_id IN (SELECT activation_id FROM activation_tags WHERE namespace = ? AND tag = ?)")
+            args.extend((query.namespace, query.tag))
         return " AND ".join(clauses), tuple(args)
 
     async def list_activations(self, query: ActivationQuery) -> list[Activation]:

@@ -2,7 +2,20 @@
 
 from starlette.routing import BaseRoute
 
-from stockade.api.routes import actions, activations, info, namespaces, packages, rules, scans, secrets, triggers, web
+from stockade.api.routes import (
+    access,
+    actions,
+    activations,
+    audit,
+    info,
+    namespaces,
+    packages,
+    rules,
+    scans,
+    secrets,
+    triggers,
+    web,
+)
 
 __all__ = ["all_routes"]
 
@@ -19,5 +32,7 @@ def all_routes() -> list[BaseRoute]:
         *rules.routes,
         *scans.routes,
         *secrets.routes,
+        *access.routes,
+        *audit.routes,
         *web.routes,
     ]

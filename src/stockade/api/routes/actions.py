@@ -50,8 +50,9 @@ async def get_action(request: Request) -> Response:
     """One action; ``?code=false`` leaves out the code."""
     credentials = await authenticate(request)
     path = entity_path(request, namespace_param(request, credentials))
-    action = await services_of(request).actions.get(credentials.identity, path)
-    return JsonResponse(action.to_json(include_code=query_bool(request, "code", default=True)))
+    include_code = query_bool(request, "code", default=True)
+    action = await services_of(request).actions.get(credentials.identity, path, include_code=include_code)
+    return JsonResponse(action.to_json(include_code=include_code))
 
 
 @endpoint
@@ -123,7 +124,6 @@ async def invoke_action(request: Request) -> Response:
             blocking=blocking,
             wait_ms=wait_ms,
             transaction_id=transaction_id(request),
-            api_token=credentials.token,
         )
     )
     if result.activation is None:

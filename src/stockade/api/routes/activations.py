@@ -10,8 +10,8 @@ from stockade.api.context import authenticate, endpoint, namespace_param, paging
 from stockade.api.problems import JsonResponse
 from stockade.domain import Activation, is_valid_name
 from stockade.errors import BadRequestError
+from stockade.security.authz import Permission
 from stockade.services import Credentials
-from stockade.services.catalog import forbidden
 from stockade.store import ActivationQuery
 
 __all__ = ["routes"]
@@ -36,8 +36,9 @@ def _name_filter(request: Request, namespace: str) -> str | None:
 async def _own_namespace(request: Request) -> tuple[Credentials, str]:
     credentials = await authenticate(request)
     namespace = namespace_param(request, credentials)
-    if namespace != credentials.identity.namespace:
-        raise forbidden(namespace)
+    await services_of(request).access.require(
+        credentials.identity, namespace, Permission.READ_ACTIVATIONS, f"{namespace}/activations"
+    )
     return credentials, namespace
 
 
@@ -66,8 +67,8 @@ async def list_activations(request: Request) -> Response:
 
 
 async def _activation(request: Request) -> Activation:
-    credentials, _namespace = await _own_namespace(request)
-    return await services_of(request).activations.get(credentials.identity, request.path_params["id"])
+    _credentials, namespace = await _own_namespace(request)
+    return await services_of(request).activations.get(namespace, request.path_params["id"])
 
 
 @endpoint

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from stockade.api.context import authenticate, endpoint, namespace_param, services_of
 from stockade.api.problems import JsonResponse
-from stockade.services.catalog import forbidden
+from stockade.security.authz import Permission
 
 __all__ = ["routes"]
 
@@ -25,8 +25,7 @@ async def namespace_limits(request: Request) -> Response:
     """The namespace's limits in OpenWhisk's shape."""
     credentials = await authenticate(request)
     namespace = namespace_param(request, credentials)
-    if namespace != credentials.identity.namespace:
-        raise forbidden(namespace)
+    await services_of(request).access.require(credentials.identity, namespace, Permission.READ, namespace)
     limits = services_of(request).settings.limits
     return JsonResponse(
         {

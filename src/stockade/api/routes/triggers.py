@@ -57,9 +57,7 @@ async def trigger_entity(request: Request) -> Response:
     if not isinstance(body, dict):
         raise BadRequestError("The request content was malformed:\nparameters must be a JSON object")
     headers = {k: v for k, v in request.headers.items() if k not in _HIDDEN_HEADERS}
-    activation_id = await services.triggers.fire(
-        identity, path, body, headers, transaction_id=transaction_id(request), api_token=credentials.token
-    )
+    activation_id = await services.triggers.fire(identity, path, body, headers, transaction_id=transaction_id(request))
     if activation_id is None:
         return Response(status_code=204)
     return JsonResponse(

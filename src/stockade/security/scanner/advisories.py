@@ -212,6 +212,8 @@ def parse_osv(doc: Any) -> Advisory:
     """An Advisory from an OSV document (already decoded); AdvisoryError explains a refusal."""
     if not isinstance(doc, Mapping):
         raise AdvisoryError("an OSV advisory must be an object")
+    if not isinstance(doc.get("id"), str):
+        raise AdvisoryError("'id' must be a non-empty string")
     advisory_id = _text(doc.get("id"), "id", required=True)
     if len(advisory_id) > 200:
         raise AdvisoryError("'id' is too long")

@@ -38,7 +38,8 @@ def match_dependencies(dependencies: Iterable[Dependency], index: AdvisoryIndex,
     """One finding per (dependency version, advisory) that affects it."""
     findings: list[Finding] = []
     seen: set[tuple[str, str, str, str]] = set()
-    for dep in dependencies:
+    # The action's own declarations first, so a finding points at the line the author wrote.
+    for dep in sorted(dependencies, key=lambda d: (not d.direct, d.vendored)):
         if dep.version is None or scheme_for(dep.ecosystem) is None:
             continue
         for advisory in index.lookup(dep.ecosystem, dep.normalized):

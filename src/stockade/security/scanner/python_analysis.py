@@ -11,6 +11,7 @@ import functools
 import io
 import logging
 import threading
+import warnings
 from typing import Any
 
 from stockade.security.scanner.bundle import SourceFile
@@ -29,19 +30,24 @@ _FNAME_PREFIX = "stockade-scan/"
 
 @functools.cache
 def _test_set() -> Any:
-    from bandit.core import config, test_set  # imported on first use: loading bandit takes ~100 ms
+    # Imported on first use (loading bandit's plugins takes ~100 ms). stevedore, which bandit
+    # loads plugins with, warns about a deprecated argument bandit passes; that is not ours to fix.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from bandit.core import config, meta_ast, metrics, node_visitor, test_set  # noqa: F401 - load all now
 
-    return test_set.BanditTestSet(config.BanditConfig(), profile={})
+        return test_set.BanditTestSet(config.BanditConfig(), profile={})
 
 
 def _run_bandit(path: str, data: bytes) -> list[Any]:
+    tests = _test_set()
     from bandit.core import meta_ast, metrics, node_visitor
 
     visitor = node_visitor.BanditNodeVisitor(
         _FNAME_PREFIX + path,
         io.BytesIO(data),
         meta_ast.BanditMetaAst(),
-        _test_set(),
+        tests,
         False,
         {},  # no nosec lines: suppression comments in scanned code are not honoured
         metrics.Metrics(),

@@ -1,0 +1,229 @@
+"""The audit log: who did what, when, from where, with what outcome, in tamper-evident chains.
+
+One chain per namespace (``""`` for platform-wide events such as failed logins). Each entry's
+MAC is HMAC-SHA256 over the previous MAC and the entry, under an audit key that lives with the
+master-key-wrapped data keys (not in the rows), so a database writer cannot forge a consistent
+chain. Entries are written behind in batches; verification walks a chain and names the first
+altered, removed or reordered entry. Nobody can edit entries through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, final
+
+import structlog
+
+from stockade.domain import JSON, Clock
+from stockade.errors import ConflictError
+from stockade.security import DataKey
+from stockade.services.vault import ParameterVault
+from stockade.store import AuditRecord, Store
+
+__all__ = ["PLATFORM_CHAIN", "AuditEvent", "AuditLog", "Verification"]
+
+log = structlog.get_logger("stockade.audit")
+
+PLATFORM_CHAIN = ""
+# The pseudo-namespace whose data key is the audit MAC key (names cannot be empty elsewhere).
+_AUDIT_KEY_NAMESPACE = ""
+_GENESIS = "0" * 64
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One thing worth recording."""
+
+    namespace: str  # the chain; "" for platform-wide
+    actor: str  # subject, "anonymous", or an action FQN
+    action: str  # e.g. "PUT actions", "auth.failed", "secret.accessed", "deploy.risk_accepted"
+    resource: str
+    outcome: str  # "ok", "denied", "failed", or an HTTP status
+    source: str = ""  # client address
+    details: dict[str, JSON] = field(default_factory=dict)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The result of walking one chain."""
+
+    chain: str
+    entries: int
+    head_seq: int
+    head_mac: str
+    problems: tuple[str, ...]
+
+    @property
+    def is_intact(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, JSON]:
+        """API form."""
+        return {
+            "chain": self.chain,
+            "ok": self.is_intact,
+            "entries": self.entries,
+            "head": {"seq": self.head_seq, "mac": self.head_mac},
+            "problems": list(self.problems),
+        }
+
+
+def _canonical(seq: int, at: int, entry: dict[str, JSON]) -> bytes:
+    return json.dumps({"seq": seq, "at": at, "entry": entry}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _mac(key: bytes, prev: str, seq: int, at: int, entry: dict[str, JSON]) -> str:
+    return hmac.new(key, prev.encode() + b"\n" + _canonical(seq, at, entry), hashlib.sha256).hexdigest()
+
+
+class AuditLog:
+    """Append (written behind, in order per chain), read, verify, export."""
+
+    def __init__(self, store: Store, vault: ParameterVault, clock: Clock, *, flush_interval_ms: int = 50) -> None:
+        self._store = store
+        self._vault = vault
+        self._clock = clock
+        self._interval_s = flush_interval_ms / 1000
+        self._queue: list[tuple[int, AuditEvent]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        """Start the background writer."""
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    def record(self, event: AuditEvent) -> None:
+        """Queue an event (never blocks the caller)."""
+        self._queue.append((self._clock.now_ms(), event))
+        if len(self._queue) >= 256:
+            self._wake.set()
+
+    async def _key(self) -> DataKey:
+        return await self._vault.active_key(_AUDIT_KEY_NAMESPACE)
+
+    async def _run(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("audit.flush_failed", pending=len(self._queue))
+                await asyncio.sleep(0.5)
+
+    async def flush(self) -> None:
+        """Write everything queued, chain by chain, in order."""
+        async with self._lock:
+            if not self._queue:
+                return
+            batch, self._queue = self._queue, []
+            by_chain: dict[str, list[tuple[int, AuditEvent]]] = {}
+            for item in batch:
+                by_chain.setdefault(item[1].namespace, []).append(item)
+            written: set[str] = set()
+            try:
+                for chain, items in by_chain.items():
+                    await self._append(chain, items)
+                    written.add(chain)
+            except BaseException:
+                # Invariant: nothing is lost; events of unwritten chains go back to the queue's front.
+                self._queue[:0] = [item for item in batch if item[1].namespace not in written]
+                raise
+
+    async def _append(self, chain: str, items: list[tuple[int, AuditEvent]]) -> None:
+        key = await self._key()
+        for _attempt in range(10):
+            tail = await self._store.audit_tail(chain)
+            seq, prev = (tail.seq, tail.mac) if tail else (0, _GENESIS)
+            records = []
+            for at, event in items:
+                seq += 1
+                entry: dict[str, JSON] = {
+                    "actor": event.actor,
+                    "action": event.action,
+                    "resource": event.resource,
+                    "outcome": event.outcome,
+                    "source": event.source,
+                    "details": event.details,
+                    "kid": key.key_id,
+                }
+                prev = _mac(key.key, prev, seq, at, entry)
+                records.append(AuditRecord(chain, seq, at, entry, prev))
+            try:
+                await self._store.append_audit(records)
+            except ConflictError:
+                continue  # another process appended to this chain: recompute on the new tail
+            return
+        raise ConflictError(f"audit chain {chain!r} is too contended to append")
+
+    async def close(self) -> None:
+        """Flush and stop."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def entries(
+        self, chain: str, *, since_seq: int = 0, limit: int = 1000, since_ms: int | None = None
+    ) -> list[AuditRecord]:
+        """Entries of a chain in order (pending ones flushed first)."""
+        await self.flush()
+        return await self._store.list_audit(chain, since_seq=since_seq, limit=limit, since_ms=since_ms)
+
+    async def iterate(self, chain: str, page: int = 1000) -> AsyncIterator[AuditRecord]:
+        """Every entry of a chain, in order."""
+        await self.flush()
+        since = 0
+        while True:
+            batch = await self._store.list_audit(chain, since_seq=since, limit=page)
+            for record in batch:
+                yield record
+            if len(batch) < page:
+                return
+            since = batch[-1].seq
+
+    async def verify(self, chain: str) -> Verification:
+        """Walk a chain: contiguous sequence numbers, each MAC over the previous one, valid keys."""
+        problems: list[str] = []
+        expected_seq, prev, count = 1, _GENESIS, 0
+        keys: dict[str, bytes] = {}
+        last_seq, last_mac = 0, _GENESIS
+        async for record in self.iterate(chain):
+            count += 1
+            if record.seq != expected_seq:
+                problems.append(f"entry {expected_seq} is missing (next present is {record.seq})")
+                expected_seq = record.seq
+            kid = str(record.entry.get("kid", ""))
+            if kid not in keys:
+                try:
+                    keys[kid] = (await self._vault.data_key(_AUDIT_KEY_NAMESPACE, kid)).key
+                except Exception:
+                    problems.append(f"entry {record.seq} names an unknown audit key")
+                    keys[kid] = b""
+            if keys[kid] and not hmac.compare_digest(
+                _mac(keys[kid], prev, record.seq, record.at, record.entry), record.mac
+            ):
+                problems.append(f"entry {record.seq} was altered, removed from before it, or moved")
+            prev = record.mac
+            expected_seq += 1
+            last_seq, last_mac = record.seq, record.mac
+        return Verification(chain, count, last_seq, last_mac, tuple(problems))
+
+    @staticmethod
+    def record_to_json(record: AuditRecord) -> dict[str, Any]:
+        """Export form (one JSON object per line)."""
+        return {"chain": record.chain, "seq": record.seq, "at": record.at, **record.entry, "mac": record.mac}
