@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,9 @@ from stockade.config import Settings, load_settings
 from stockade.domain import SystemClock
 from stockade.errors import PlatformError
 from stockade.observability import configure_logging
-from stockade.services import build_services
+from stockade.security.authz import ROLES
+from stockade.services import Services, build_services
+from stockade.store import RoleBinding
 
 __all__ = ["main"]
 
@@ -44,6 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     data = commands.add_parser("rotate-data-key", help="new data key for a namespace; re-encrypt its values")
     data.add_argument("namespace")
+    ns_create = commands.add_parser("namespace-create", help="create a namespace with an owner and one key")
+    ns_create.add_argument("namespace")
+    ns_create.add_argument("--owner", help="owner subject (default: the namespace name)")
+    key_create = commands.add_parser("key-create", help="issue a key for SUBJECT in NAMESPACE")
+    key_create.add_argument("namespace")
+    key_create.add_argument("subject")
+    key_create.add_argument("--role", choices=ROLES, help="grant this role too (required for a new subject)")
+    key_list = commands.add_parser("key-list", help="list keys (never their secrets)")
+    key_list.add_argument("--namespace")
+    key_revoke = commands.add_parser("key-revoke", help="revoke a key; every API process stops accepting it")
+    key_revoke.add_argument("uuid")
+    key_rotate = commands.add_parser("key-rotate", help="issue a new key for the same subject, then revoke the old one")
+    key_rotate.add_argument("uuid")
+    verify = commands.add_parser("audit-verify", help="verify an audit chain (the platform chain by default)")
+    verify.add_argument("--namespace", default="", help="namespace chain to verify ('' = platform-wide events)")
+    export = commands.add_parser("audit-export", help="write an audit chain as JSON lines")
+    export.add_argument("--namespace", default="")
     return parser
 
 
@@ -66,6 +86,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
             report = await services.rotation.rotate_master_key(settings.master_key_path)
             retired = ", ".join(report.retired) or "none yet (rerun to finish)"
             return f"ok: master key {report.new_key_id}; rewrapped {report.rewritten} data keys; retired {retired}"
+        if args.command != "rotate-data-key":
+            return await _access_command(args, services)
         if await store.get_namespace(args.namespace) is None:
             raise PlatformError(f"namespace {args.namespace!r} does not exist")
         report = await services.rotation.rotate_data_key(args.namespace)
@@ -73,6 +95,57 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
         return f"ok: data key {report.new_key_id}; re-encrypted {report.rewritten} values; retired {retired}"
     finally:
         await store.close()
+
+
+async def _access_command(args: argparse.Namespace, services: Services) -> str:
+    """Namespaces, keys and audit chains, done as the platform operator."""
+    store, clock = services.store, services.clock
+    try:
+        if args.command == "namespace-create":
+            key = await services.namespaces.create(args.namespace, args.owner)
+            return f"ok: created namespace {args.namespace}\nAUTH={key.token}"
+        if args.command == "key-create":
+            if await store.get_namespace(args.namespace) is None:
+                raise PlatformError(f"namespace {args.namespace!r} does not exist")
+            if args.role:
+                await store.put_role(RoleBinding(args.namespace, args.subject, args.role, "admin", clock.now_ms()))
+            elif await store.get_role(args.namespace, args.subject) is None:
+                raise PlatformError(f"subject {args.subject!r} has no role in {args.namespace!r}: pass --role")
+            key = await services.namespaces.issue_key(args.namespace, args.subject)
+            return f"ok: key {key.uuid} for {args.subject} in {args.namespace}\nAUTH={key.token}"
+        if args.command == "key-list":
+            rows = [
+                f"{k.uuid}  {k.namespace}  {k.subject}  {'revoked' if k.revoked else 'active'}"
+                for k in await store.list_keys(args.namespace)
+            ]
+            return "\n".join(rows) or "(no keys)"
+        if args.command == "key-revoke":
+            if not await store.revoke_key(args.uuid, clock.now_ms()):
+                raise PlatformError(f"no active key {args.uuid}")
+            return f"ok: revoked {args.uuid}"
+        if args.command == "key-rotate":
+            old = await store.get_key(args.uuid)
+            if old is None or old.revoked is not None:
+                raise PlatformError(f"no active key {args.uuid}")
+            key = await services.namespaces.issue_key(old.namespace, old.subject)
+            await store.revoke_key(old.uuid, clock.now_ms())
+            return f"ok: {old.uuid} revoked; new key {key.uuid}\nAUTH={key.token}"
+        if args.command == "audit-verify":
+            verdict = await services.audit.verify(args.namespace)
+            lines = [
+                f"chain {args.namespace or '(platform)'}: {verdict.entries} entries; head {verdict.head_seq}:{verdict.head_mac}"
+            ]
+            lines += [f"problem: {p}" for p in verdict.problems]
+            if not verdict.is_intact:
+                raise PlatformError("\n".join(lines))
+            return "ok: " + lines[0]
+        lines = [
+            json.dumps(services.audit.record_to_json(r), sort_keys=True)
+            async for r in services.audit.iterate(args.namespace)
+        ]
+        return "\n".join(lines)
+    finally:
+        await services.audit.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,10 @@ COMMANDS = {
     "secret": ["set", "rotate", "list", "get", "delete"],
     "advisories": ["import"],
     "scan": ["report"],
+    "role": ["list", "grant", "revoke"],
+    "key": ["list", "create", "revoke"],
+    "audit": ["list", "verify", "export"],
+    "policy": ["get", "protect", "lint"],
 }
 CASES = [[], *([group] for group in COMMANDS), *([group, verb] for group, verbs in COMMANDS.items() for verb in verbs)]
 

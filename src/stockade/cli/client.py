@@ -8,12 +8,15 @@ the exit code the CLI returns.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, final
 
 import httpx
+
+from stockade.signing import signature_headers
 
 __all__ = [
     "EXIT_FAILED_ACTIVATION",
@@ -163,8 +166,34 @@ def _hint(exc: httpx.TransportError) -> str:
     return ""
 
 
+class SignedAuth(httpx.Auth):
+    """Signs each request with the key's HMAC signing key (see stockade.signing); the key never travels."""
+
+    requires_request_body = True
+
+    def __init__(self, user: str, key: str, now_s: Callable[[], int]) -> None:
+        self._user = user
+        self._key = key
+        self._now_s = now_s
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the Authorization header."""
+        url = request.url
+        headers = signature_headers(
+            self._user,
+            self._key,
+            request.method,
+            url.raw_path.decode("ascii").split("?", 1)[0],
+            url.query.decode("ascii"),
+            request.content,
+            self._now_s(),
+        )
+        request.headers.update(headers)
+        yield request
+
+
 class Client:
-    """Calls the OpenWhisk-compatible REST API with Basic auth."""
+    """Calls the OpenWhisk-compatible REST API with Basic auth (or HMAC-signed requests)."""
 
     def __init__(
         self,
@@ -172,7 +201,9 @@ class Client:
         auth: str | None,
         *,
         insecure: bool = False,
+        sign: bool = False,
         transport: httpx.BaseTransport | None = None,
+        now_s: Callable[[], int] = lambda: int(time.time()),
     ) -> None:
         if not auth:
             raise CliError(
@@ -187,7 +218,7 @@ class Client:
         self.apihost = self.base_url.removesuffix("/api/v1")
         self._http = httpx.Client(
             base_url=f"{self.base_url}/",
-            auth=httpx.BasicAuth(user, key),
+            auth=SignedAuth(user, key, now_s) if sign else httpx.BasicAuth(user, key),
             verify=not insecure,
             timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
             transport=transport,

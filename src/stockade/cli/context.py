@@ -81,7 +81,9 @@ class Context:
                 self.props.base_url,
                 self.props.auth,
                 insecure=self.props.insecure,
+                sign=self.props.sign,
                 transport=self.transport,
+                now_s=lambda: int(self.clock.now_ms() / 1000),
             )
         return self._client
 
@@ -122,6 +124,12 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         action="store_true",
         default=default_false,
         help="skip TLS certificate verification (not recommended)",
+    )
+    group.add_argument(
+        "--sign",
+        action="store_true",
+        default=default_false,
+        help="sign requests with HMAC instead of sending the key (or SIGN=hmac in wskprops)",
     )
     group.add_argument(
         "--json",

@@ -14,7 +14,18 @@ from typing import NoReturn, TextIO
 
 import httpx
 
-from stockade.cli import actions, activations, advisories, namespaces, packages, rules, scans, secrets, triggers
+from stockade.cli import (
+    access,
+    actions,
+    activations,
+    advisories,
+    namespaces,
+    packages,
+    rules,
+    scans,
+    secrets,
+    triggers,
+)
 from stockade.cli.client import CliError, cli_version
 from stockade.cli.context import Clock, Context, SystemClock, add_global_options, add_global_options_to_commands
 from stockade.cli.output import Output
@@ -53,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stockade {cli_version()}")
     add_global_options(parser, suppress=False)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (actions, activations, packages, triggers, rules, namespaces, secrets, advisories, scans):
+    for module in (actions, activations, packages, triggers, rules, namespaces, secrets, advisories, scans, access):
         module.register(groups)
     # Registered for the help listing only: ``run`` forwards ``up`` before argparse sees it.
     groups.add_parser("up", help="start the platform (arguments go to python -m stockade.server)", add_help=False)
@@ -143,7 +154,13 @@ def run(
         return _exit_status(exc)
     out = Output(stdout if stdout is not None else sys.stdout, err, json_mode=bool(args.json))
     ctx = Context(
-        props=load_props(apihost=args.apihost, auth=args.auth, insecure=bool(args.insecure), environ=environ),
+        props=load_props(
+            apihost=args.apihost,
+            auth=args.auth,
+            insecure=bool(args.insecure),
+            sign=bool(getattr(args, "sign", False)),
+            environ=environ,
+        ),
         out=out,
         transport=transport,
         clock=clock if clock is not None else SystemClock(),

@@ -40,6 +40,8 @@ class Props:
     auth: str | None = field(default=None, repr=False)
     namespace: str = DEFAULT_NAMESPACE
     insecure: bool = False
+    # Sign each request with HMAC (SIGN=hmac in wskprops, or --sign) instead of sending the key.
+    sign: bool = False
     source: Path | None = None
 
     @property
@@ -98,6 +100,7 @@ def load_props(
     apihost: str | None = None,
     auth: str | None = None,
     insecure: bool = False,
+    sign: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Props:
     """Resolve settings: flags beat the props file, which beats the defaults.
@@ -116,5 +119,6 @@ def load_props(
         auth=auth or file_props.get("AUTH") or None,
         namespace=file_props.get("NAMESPACE") or DEFAULT_NAMESPACE,
         insecure=insecure,
+        sign=sign or file_props.get("SIGN", "").lower() == "hmac",
         source=path,
     )
