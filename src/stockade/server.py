@@ -23,7 +23,9 @@ from stockade.domain import JSON, Action, SystemClock
 from stockade.errors import PlatformError
 from stockade.invoker import Invoker, RunOutcome, RunRequest
 from stockade.observability import configure_logging
-from stockade.sandbox import BackendReport, InsecureProcessBackend, SandboxBackend
+from stockade.observability.tracing import build_tracer
+from stockade.sandbox import BackendReport, SandboxBackend
+from stockade.sandbox.insecure_process import InsecureProcessBackend
 from stockade.security.tls import ensure_self_signed
 from stockade.services import Services
 
@@ -58,12 +60,27 @@ class InvokerRunner:
             )
         )
 
+    def statistics(self) -> dict[str, int]:
+        """The warm pool's counters, for the metrics (``stockade_warm_pool_sandboxes``, kills by reason)."""
+        stats = self.invoker.statistics()
+        pool = stats.pool
+        return {
+            "live": pool.live,
+            "idle": pool.idle,
+            "busy": pool.busy,
+            "max_sandboxes": pool.max_sandboxes,
+            "waiting": stats.waiting,
+            "evictions": pool.evictions,
+            "reaped": pool.reaped,
+            "recycled": pool.recycled,
+        }
+
 
 def build_backend(settings: Settings) -> SandboxBackend:
     """The sandbox backend the settings name."""
     if settings.invoker.sandbox_backend == "insecure_process":
         return InsecureProcessBackend()
-    from stockade.sandbox import LinuxSandboxBackend
+    from stockade.sandbox.linux import LinuxSandboxBackend
 
     return LinuxSandboxBackend.from_settings(settings)
 
@@ -149,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     backend = build_backend(settings)
     _print_report(settings, backend.report())
-    invoker = Invoker.from_settings(settings, backend)
+    # One tracer for the API, the services and the invoker (spans to stderr); None when tracing is off.
+    tracer = build_tracer()[0] if settings.observability.tracing_enabled else None
+    invoker = Invoker.from_settings(settings, backend, tracer=tracer)
     wskprops_path = args.wskprops or settings.data_dir / "wskprops"
 
     async def bootstrap(services: Services) -> None:
@@ -180,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clock=SystemClock(),
         on_open=[bootstrap],
         on_close=[close_invoker],
+        tracer=tracer,
     )
     app = create_app(platform)
     config = uvicorn.Config(

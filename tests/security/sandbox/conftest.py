@@ -56,7 +56,9 @@ async def start_action(backend: LinuxSandboxBackend, tmp_path: Path) -> AsyncIte
     started: list[ActionSandbox] = []
     counter = itertools.count()
 
-    async def start(family: str, code: str, *, init: bool = True, extra_files: dict[str, str] | None = None, **spec: Any) -> ActionSandbox:
+    async def start(
+        family: str, code: str, *, init: bool = True, extra_files: dict[str, str] | None = None, **spec: Any
+    ) -> ActionSandbox:
         code_dir = write_action(tmp_path / f"action-{next(counter)}", family, code, extra_files)  # type: ignore[arg-type]
         sandbox = await ActionSandbox.start(backend, SandboxSpec(family=family, code_dir=code_dir, **spec), init=init)  # type: ignore[arg-type]
         started.append(sandbox)

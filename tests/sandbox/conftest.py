@@ -1,0 +1,55 @@
+"""Fixtures for the sandbox backend tests (tests that need user namespaces are marked ``sandbox``)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from stockade.sandbox.harness import ActionSandbox, write_action
+from stockade.sandbox.linux import LinuxSandboxBackend
+from stockade.sandbox.spec import SandboxSpec
+
+StartAction = Callable[..., Awaitable[ActionSandbox]]
+PY_ECHO = "def main(args):\n    return {'echo': args}\n"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def backend() -> AsyncIterator[LinuxSandboxBackend]:
+    """A LinuxSandboxBackend with its zygote, shared by one test module; skips when sandboxes cannot run here."""
+    backend = LinuxSandboxBackend()
+    reason = backend.facts().unavailable_reason
+    if reason:
+        pytest.skip(f"Linux sandbox unavailable on this host: {reason}")
+    await backend.prepare()
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+def needs_root() -> None:
+    """Skip (with the reason) unless running as root: cgroups and per-slot host uids need it."""
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root (cgroups, per-slot host uids); running as uid {os.geteuid()}")
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def start_action(backend: LinuxSandboxBackend, tmp_path: Path) -> AsyncIterator[StartAction]:
+    """start_action(family, code, init=True, **spec_fields) -> ActionSandbox, killed after the test."""
+    started: list[ActionSandbox] = []
+    counter = itertools.count()
+
+    async def start(family: str = "python", code: str = PY_ECHO, *, init: bool = True, **spec: Any) -> ActionSandbox:
+        code_dir = write_action(tmp_path / f"action-{next(counter)}", family, code)  # type: ignore[arg-type]
+        sandbox = await ActionSandbox.start(backend, SandboxSpec(family=family, code_dir=code_dir, **spec), init=init)  # type: ignore[arg-type]
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        await sandbox.kill()
