@@ -102,8 +102,10 @@ class InvokerSettings:
     # Most sandboxes alive at once (warm and busy) on this invoker.
     max_sandboxes: int = 64
     idle_ttl_s: float = 600.0
-    # A warm sandbox is recycled after this many runs.
+    # A warm sandbox is recycled after this many runs...
     max_runs_per_sandbox: int = 10_000
+    # ...or once its memory peak reaches this share of its limit (where the mode can measure it).
+    recycle_memory_percent: int = 90
     # How long a blocking invoke waits before answering 202 (the OpenWhisk 60 s).
     blocking_wait_ms: int = 60_000
 

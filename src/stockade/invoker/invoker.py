@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final, final
 
 from stockade.config import InvokerSettings, LimitSettings, Settings
-from stockade.domain import ActivationResponse, ActivationStatus, Clock, SystemClock
+from stockade.domain import Action, ActivationResponse, ActivationStatus, Clock, SystemClock
 from stockade.invoker.code import CodeError, CodeStore
 from stockade.invoker.logs import LOG_COLLECTION_FAILED, LOG_DEVELOPER_ERROR, ActivationLogs
 from stockade.invoker.outcomes import (
@@ -41,12 +41,17 @@ from stockade.invoker.outcomes import (
 from stockade.invoker.pool import PoolKey, WarmPool
 from stockade.invoker.protocol import ProtocolError
 from stockade.invoker.session import SandboxSession
+from stockade.observability.tracing import Tracer
 from stockade.sandbox.backend import SandboxBackend
 from stockade.sandbox.spec import SandboxSpec
 
 __all__ = ["Invoker"]
 
 _MIB = 1024 * 1024
+# Action annotations for reuse: a fresh sandbox for every run; an empty /tmp for every run
+# (in modes without a private /tmp, the sandbox is not reused instead).
+USE_ONCE_ANNOTATION: Final = "sandbox-use-once"
+WIPE_TMP_ANNOTATION: Final = "sandbox-wipe-tmp"
 # How long the host waits for sentinels that were not yet in the pipes when the reply came.
 LOG_WAIT_S: Final = 2.0
 # The integrity check reads the code tree; generous, but far below any action timeout.
@@ -83,8 +88,10 @@ class Invoker:
         max_result_bytes: int = LimitSettings().max_result_bytes,
         clock: Clock | None = None,
         api_host: str = "",
+        tracer: Tracer | None = None,
     ) -> None:
         settings = settings or InvokerSettings()
+        self._tracer = tracer
         self._backend = backend
         self._code = code_store
         self._clock: Clock = clock or SystemClock()
@@ -97,13 +104,16 @@ class Invoker:
             max_runs=settings.max_runs_per_sandbox,
         )
         self._reap_interval_s = max(1.0, min(settings.idle_ttl_s / 2, 30.0))
+        self._memory_watermark = settings.recycle_memory_percent / 100
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._is_closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, backend: SandboxBackend, *, clock: Clock | None = None) -> Invoker:
+    def from_settings(
+        cls, settings: Settings, backend: SandboxBackend, *, clock: Clock | None = None, tracer: Tracer | None = None
+    ) -> Invoker:
         """An invoker wired from settings; code lives under ``data_dir/code``."""
         return cls(
             backend,
@@ -112,6 +122,7 @@ class Invoker:
             max_result_bytes=settings.limits.max_result_bytes,
             clock=clock,
             api_host=settings.api.base_url,
+            tracer=tracer,
         )
 
     @property
@@ -123,6 +134,33 @@ class Invoker:
 
     async def run(self, request: RunRequest) -> RunOutcome:
         """Run one activation to its outcome; waits while the invoker is at capacity."""
+        if self._tracer is None:
+            return await self._execute(request)
+        with self._tracer.start_as_current_span(
+            "stockade.invoker.run", attributes={"stockade.activation_id": request.activation_id}
+        ) as span:
+            outcome = await self._execute(request)
+            span.set_attributes(
+                {
+                    "stockade.cold": outcome.init_time_ms is not None,
+                    "stockade.wait_ms": outcome.wait_time_ms,
+                    "stockade.status": outcome.response.status.value,
+                    "stockade.timed_out": outcome.timed_out,
+                    "stockade.findings": len(outcome.findings),
+                }
+            )
+            # The sandbox phases, from the outcome's timings (no extra work inside the run).
+            run_start_ms = outcome.start_ms + (outcome.init_time_ms or 0)
+            if outcome.init_time_ms is not None:
+                self._tracer.start_span("stockade.sandbox.init", start_time=outcome.start_ms * 1_000_000).end(
+                    end_time=run_start_ms * 1_000_000
+                )
+            self._tracer.start_span("stockade.sandbox.run", start_time=run_start_ms * 1_000_000).end(
+                end_time=max(outcome.end_ms, run_start_ms) * 1_000_000
+            )
+            return outcome
+
+    async def _execute(self, request: RunRequest) -> RunOutcome:
         if self._is_closed:
             raise RuntimeError("invoker is closed")
         self._ensure_reaper()
@@ -280,6 +318,8 @@ class Invoker:
             findings = await self._verify(session)
             if findings:
                 await self._destroy(session, code_modified=any(f.startswith(CODE_MODIFIED) for f in findings))
+            elif self._must_recycle(session, request.action) or not self._wipe_tmp(session, request.action):
+                await self._destroy(session)
             else:
                 self._release(session)
         return RunOutcome(
@@ -428,6 +468,23 @@ class Invoker:
             if code_modified:
                 self._code.discard(session.code)
         await session.destroy()
+
+    def _must_recycle(self, session: SandboxSession, action: Action) -> bool:
+        """Use-once actions, and sandboxes whose memory peak crossed the watermark, are not reused."""
+        if action.annotation(USE_ONCE_ANNOTATION) is True:
+            return True
+        peak = session.process.memory_peak_bytes()
+        limit = action.limits.memory * _MIB
+        return peak is not None and peak >= limit * self._memory_watermark
+
+    def _wipe_tmp(self, session: SandboxSession, action: Action) -> bool:
+        """Empty /tmp between runs when the action asks; False (destroy instead) when that fails."""
+        if action.annotation(WIPE_TMP_ANNOTATION) is not True:
+            return True
+        try:
+            return session.process.wipe_tmp()
+        except OSError:
+            return False
 
     def _release(self, session: SandboxSession) -> None:
         if self._is_closed or not self._pool.put(session.key, session, session.runs):

@@ -61,6 +61,12 @@ class SandboxProcess(Protocol):
     def stray_processes(self) -> list[int]:
         """Pids in the sandbox other than its runner and reaper (for tamper checks)."""
 
+    def memory_peak_bytes(self) -> int | None:
+        """Highest memory use since the sandbox started, where this mode can tell (else None)."""
+
+    def wipe_tmp(self) -> bool:
+        """Empty the sandbox's private /tmp between runs; False when this mode has none."""
+
     async def kill(self) -> None:
         """Kill every process of the sandbox, reap, and release its resources. Idempotent."""
 

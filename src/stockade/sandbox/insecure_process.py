@@ -144,6 +144,14 @@ class InsecureProcess:
         """True while the runner runs (reaps it once it has exited)."""
         return self._popen.poll() is None
 
+    def memory_peak_bytes(self) -> int | None:
+        """Unknown here: no memory cgroup."""
+        return None
+
+    def wipe_tmp(self) -> bool:
+        """No private /tmp in this mode."""
+        return False
+
     def stray_processes(self) -> list[int]:
         """Descendants of the runner. Blind to processes that double-forked away (a gap of this backend)."""
         if self._popen.returncode is not None:

@@ -186,7 +186,11 @@ class LinuxSandbox:
             stats.cpu_ns, stats.memory_peak_bytes, stats.memory_limit_hits, stats.oom_kills, stats.pids_current
         )
 
-    def wipe_tmp(self) -> None:
+    def memory_peak_bytes(self) -> int | None:
+        """Peak memory of the sandbox's cgroup (root mode), else None."""
+        return self.statistics().memory_peak_bytes
+
+    def wipe_tmp(self) -> bool:
         """Empty the sandbox's /tmp from the host (between runs, while the runner is idle).
 
         Works through /proc/<pid>/root with fd-relative, no-follow operations, so links an action
@@ -205,6 +209,7 @@ class LinuxSandbox:
                     os.unlink(name, dir_fd=tmp)
         finally:
             os.close(tmp)
+        return True
 
     def _signal_kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
