@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stockade.api.problems import error_response
-from stockade.domain import EntityPath, validate_entity_name, validate_namespace
+from stockade.api.problems import JsonResponse, error_response
+from stockade.domain import JSON, EntityPath, Identity, validate_entity_name, validate_namespace
 from stockade.errors import (
     BadRequestError,
     MalformedRequestError,
@@ -18,12 +18,15 @@ from stockade.errors import (
     PlatformError,
     UnsupportedMediaTypeError,
 )
+from stockade.observability.events import EventType, SecurityEvent, Severity
 from stockade.services import Credentials, Services, SignedParts
 from stockade.signing import SCHEME as SIGNING_SCHEME
 
 __all__ = [
+    "Listing",
     "authenticate",
     "client_address",
+    "collection_listing",
     "endpoint",
     "entity_path",
     "namespace_param",
@@ -32,11 +35,39 @@ __all__ = [
     "query_int",
     "read_body",
     "read_json",
+    "report_refusal",
     "services_of",
     "transaction_id",
 ]
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Listing(Protocol):
+    """A service that lists one collection of a namespace."""
+
+    async def list(self, identity: Identity, namespace: str, *, skip: int, limit: int) -> list[dict[str, JSON]]:
+        """A page of the collection."""
+
+    async def count(self, identity: Identity, namespace: str) -> int:
+        """The collection's size."""
+
+
+def collection_listing(collection: str, pick: Callable[[Services], Listing], summary: str) -> Handler:
+    """The GET handler of a collection: paging, ``count=true``, OpenWhisk errors."""
+
+    async def handler(request: Request) -> Response:
+        credentials = await authenticate(request)
+        service = pick(services_of(request))
+        namespace = namespace_param(request, credentials)
+        skip, limit = paging(request, collection)
+        if query_bool(request, "count"):
+            return JsonResponse({collection: await service.count(credentials.identity, namespace)})
+        return JsonResponse(await service.list(credentials.identity, namespace, skip=skip, limit=limit))
+
+    handler.__name__ = f"list_{collection}"
+    handler.__doc__ = summary
+    return endpoint(handler)
 
 
 def services_of(request: Request) -> Services:
@@ -58,11 +89,42 @@ def endpoint(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except PlatformError as exc:
+            report_refusal(request, exc)
             return error_response(exc, transaction_id(request))
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped
+
+
+_REFUSALS = {
+    403: (EventType.AUTHORIZATION_DENIED, Severity.MEDIUM),
+    429: (EventType.RATE_LIMITED, Severity.LOW),
+}
+
+
+def report_refusal(request: Request, exc: PlatformError, *, action: str = "") -> None:
+    """A 403 or 429 becomes a security event (and so a denial metric); other errors are not events."""
+    refusal = _REFUSALS.get(exc.status)
+    if refusal is None:
+        return
+    identity = request.scope.get("state", {}).get("identity")
+    namespace = request.path_params.get("ns", "")
+    if namespace == "_" or not namespace:
+        namespace = identity.namespace if identity is not None else ""
+    services = services_of(request)
+    services.monitoring.events.emit(
+        SecurityEvent(
+            type=refusal[0],
+            severity=refusal[1],
+            time_ms=services.clock.now_ms(),
+            namespace=namespace,
+            action=action,
+            subject=identity.subject if identity is not None else "",
+            source="api",
+            details={"method": request.method, "path": request.url.path[:300], "client": client_address(request)},
+        )
+    )
 
 
 def client_address(request: Request) -> str:

@@ -8,10 +8,10 @@ from starlette.routing import Route
 
 from stockade.api.context import (
     authenticate,
+    collection_listing,
     endpoint,
     entity_path,
     namespace_param,
-    paging,
     query_bool,
     read_json,
     services_of,
@@ -21,16 +21,9 @@ from stockade.api.problems import JsonResponse
 __all__ = ["routes"]
 
 
-@endpoint
-async def list_packages(request: Request) -> Response:
-    """Packages of a namespace (elsewhere: public ones only)."""
-    credentials = await authenticate(request)
-    services = services_of(request)
-    namespace = namespace_param(request, credentials)
-    skip, limit = paging(request, "packages")
-    if query_bool(request, "count"):
-        return JsonResponse({"packages": await services.packages.count(credentials.identity, namespace)})
-    return JsonResponse(await services.packages.list(credentials.identity, namespace, skip=skip, limit=limit))
+list_packages = collection_listing(
+    "packages", lambda services: services.packages, "Packages of a namespace (elsewhere: public ones only)."
+)
 
 
 @endpoint

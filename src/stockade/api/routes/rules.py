@@ -8,10 +8,10 @@ from starlette.routing import Route
 
 from stockade.api.context import (
     authenticate,
+    collection_listing,
     endpoint,
     entity_path,
     namespace_param,
-    paging,
     query_bool,
     read_json,
     services_of,
@@ -21,16 +21,7 @@ from stockade.api.problems import JsonResponse
 __all__ = ["routes"]
 
 
-@endpoint
-async def list_rules(request: Request) -> Response:
-    """Rules of the caller's namespace."""
-    credentials = await authenticate(request)
-    services = services_of(request)
-    namespace = namespace_param(request, credentials)
-    skip, limit = paging(request, "rules")
-    if query_bool(request, "count"):
-        return JsonResponse({"rules": await services.rules.count(credentials.identity, namespace)})
-    return JsonResponse(await services.rules.list(credentials.identity, namespace, skip=skip, limit=limit))
+list_rules = collection_listing("rules", lambda services: services.rules, "Rules of the caller's namespace.")
 
 
 @endpoint

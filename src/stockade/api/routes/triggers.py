@@ -8,10 +8,10 @@ from starlette.routing import Route
 
 from stockade.api.context import (
     authenticate,
+    collection_listing,
     endpoint,
     entity_path,
     namespace_param,
-    paging,
     query_bool,
     read_json,
     services_of,
@@ -26,16 +26,9 @@ __all__ = ["routes"]
 _HIDDEN_HEADERS = frozenset({"authorization", "cookie"})
 
 
-@endpoint
-async def list_triggers(request: Request) -> Response:
-    """Triggers of the caller's namespace."""
-    credentials = await authenticate(request)
-    services = services_of(request)
-    namespace = namespace_param(request, credentials)
-    skip, limit = paging(request, "triggers")
-    if query_bool(request, "count"):
-        return JsonResponse({"triggers": await services.triggers.count(credentials.identity, namespace)})
-    return JsonResponse(await services.triggers.list(credentials.identity, namespace, skip=skip, limit=limit))
+list_triggers = collection_listing(
+    "triggers", lambda services: services.triggers, "Triggers of the caller's namespace."
+)
 
 
 @endpoint
