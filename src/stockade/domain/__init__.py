@@ -13,10 +13,26 @@ from stockade.domain.actions import (
     resolve_kind,
 )
 from stockade.domain.activations import Activation, ActivationResponse, ActivationStatus, new_activation_id
+from stockade.domain.apis import (
+    RESPONSE_TYPES,
+    VERBS,
+    ApiRoute,
+    AuthMode,
+    Quota,
+    RateLimit,
+    ResponseType,
+    RouteOptions,
+    api_route_from_json,
+    api_route_to_json,
+    normalise_base_path,
+    normalise_relative_path,
+    split_request_path,
+)
 from stockade.domain.clock import Clock, SystemClock
 from stockade.domain.entities import (
     ENCRYPTION,
     JSON,
+    EntityFields,
     KeyValue,
     KeyValues,
     Sealed,
@@ -33,6 +49,7 @@ from stockade.domain.entities import (
     kv_to_dict,
     kv_to_json,
     kv_without,
+    parse_entity_fields,
     validate_version,
 )
 from stockade.domain.identities import Identity, IdentityKind, Namespace
@@ -46,6 +63,7 @@ from stockade.domain.names import (
 )
 from stockade.domain.packages import Binding, Package
 from stockade.domain.policy import POLICY_ANNOTATION, ActionPolicy, fqn_matches, lint_policy, parse_policy
+from stockade.domain.throttles import NamespaceLimits
 from stockade.domain.triggers import Rule, RuleStatus, Trigger
 
 __all__ = [
@@ -53,15 +71,20 @@ __all__ = [
     "ENCRYPTION",
     "JSON",
     "POLICY_ANNOTATION",
+    "RESPONSE_TYPES",
     "RUNTIMES",
     "SEQUENCE_KIND",
+    "VERBS",
     "Action",
     "ActionPolicy",
     "Activation",
     "ActivationResponse",
     "ActivationStatus",
+    "ApiRoute",
+    "AuthMode",
     "Binding",
     "Clock",
+    "EntityFields",
     "EntityPath",
     "Exec",
     "Identity",
@@ -71,13 +94,20 @@ __all__ = [
     "LimitBounds",
     "Limits",
     "Namespace",
+    "NamespaceLimits",
     "Package",
+    "Quota",
+    "RateLimit",
+    "ResponseType",
+    "RouteOptions",
     "Rule",
     "RuleStatus",
     "Runtime",
     "Sealed",
     "SystemClock",
     "Trigger",
+    "api_route_from_json",
+    "api_route_to_json",
     "as_mapping",
     "bump_version",
     "check_kv_size",
@@ -96,10 +126,14 @@ __all__ = [
     "kv_without",
     "lint_policy",
     "new_activation_id",
+    "normalise_base_path",
+    "normalise_relative_path",
     "parse_activation_id",
+    "parse_entity_fields",
     "parse_fqn",
     "parse_policy",
     "resolve_kind",
+    "split_request_path",
     "validate_entity_name",
     "validate_namespace",
     "validate_version",

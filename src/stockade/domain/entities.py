@@ -12,6 +12,7 @@ from stockade.errors import BadRequestError, PayloadTooLargeError
 __all__ = [
     "ENCRYPTION",
     "JSON",
+    "EntityFields",
     "KeyValue",
     "KeyValues",
     "Sealed",
@@ -21,6 +22,7 @@ __all__ = [
     "kv_size",
     "kv_to_dict",
     "kv_to_json",
+    "parse_entity_fields",
     "validate_version",
 ]
 
@@ -144,6 +146,30 @@ def check_kv_size(values: Sequence[KeyValue], what: str, limit: int) -> None:
     size = kv_size(values)
     if size > limit:
         raise PayloadTooLargeError(f"{what} larger than allowed: {size} > {limit} bytes.")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class EntityFields:
+    """The fields every entity PUT body may carry; None means "not given" (keep on update)."""
+
+    version: str | None
+    publish: bool | None
+    parameters: KeyValues | None
+    annotations: KeyValues | None
+
+
+def parse_entity_fields(payload: Mapping[str, Any]) -> EntityFields:
+    """``version``, ``publish``, ``parameters`` and ``annotations`` of a PUT body, validated."""
+    publish = payload.get("publish")
+    if publish is not None and not isinstance(publish, bool):
+        raise BadRequestError("The request content was malformed:\n'publish' must be a boolean")
+    return EntityFields(
+        version=validate_version(payload["version"]) if payload.get("version") is not None else None,
+        publish=publish,
+        parameters=kv_from_json(payload["parameters"], "parameters") if "parameters" in payload else None,
+        annotations=kv_from_json(payload["annotations"], "annotations") if "annotations" in payload else None,
+    )
 
 
 def validate_version(text: Any) -> str:

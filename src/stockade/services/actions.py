@@ -19,17 +19,18 @@ from stockade.domain import (
     as_mapping,
     bump_version,
     check_kv_size,
-    kv_from_json,
     kv_get,
     kv_merge,
     kv_set,
     kv_to_json,
     kv_without,
+    parse_entity_fields,
     parse_fqn,
     resolve_kind,
-    validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
+from stockade.observability.anomaly import OUTPUT_SCHEMA_ANNOTATION, check_output_schema
+from stockade.observability.tags import TAGS_ANNOTATION, parse_tags
 from stockade.security.authz import Permission
 from stockade.services.catalog import Catalog
 from stockade.services.records import action_summary, action_to_doc
@@ -174,15 +175,12 @@ class ActionService:
         if exec_ is not None and exec_.is_sequence:
             await self._check_sequence(identity, path, exec_)
 
-        parameters = kv_from_json(payload["parameters"], "parameters") if "parameters" in payload else None
-        annotations = kv_from_json(payload.get("annotations"), "annotations")
+        fields = parse_entity_fields(payload)
+        version, publish, parameters = fields.version, fields.publish, fields.parameters
+        annotations = fields.annotations or ()
         del_annotations = payload.get("delAnnotations") or []
         if not isinstance(del_annotations, list) or not all(isinstance(k, str) for k in del_annotations):
             raise _malformed("'delAnnotations' must be an array of strings")
-        publish = payload.get("publish")
-        if publish is not None and not isinstance(publish, bool):
-            raise _malformed("'publish' must be a boolean")
-        version = validate_version(payload["version"]) if payload.get("version") is not None else None
 
         if current is None:
             assert exec_ is not None
@@ -220,6 +218,10 @@ class ActionService:
         check_kv_size(action.annotations, "annotations", self._limits.max_parameters_bytes)
         if action.annotation(INPUT_SCHEMA_ANNOTATION) is not None:
             check_schema(action.annotation(INPUT_SCHEMA_ANNOTATION))
+        if action.annotation(OUTPUT_SCHEMA_ANNOTATION) is not None:
+            check_output_schema(action.annotation(OUTPUT_SCHEMA_ANNOTATION))
+        if action.annotation(TAGS_ANNOTATION) is not None:
+            parse_tags(action.annotation(TAGS_ANNOTATION))
         if action.annotation(SECRETS_ANNOTATION) is not None:
             await self._secrets.check_refs(path.namespace, action.annotation(SECRETS_ANNOTATION))
         # Sequences' `_actions` is a system parameter listing components, not a secret.

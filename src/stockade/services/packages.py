@@ -20,9 +20,9 @@ from stockade.domain import (
     kv_merge,
     kv_set,
     kv_to_json,
+    parse_entity_fields,
     validate_entity_name,
     validate_namespace,
-    validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from stockade.security.authz import Permission
@@ -83,12 +83,13 @@ class PackageService:
         binding = await self._binding(identity, payload["binding"]) if payload.get("binding") else None
         if current is not None and binding is not None and not current.is_binding:
             raise ConflictError("Resource is a package and cannot be converted into a binding.")
-        publish = payload.get("publish")
-        if publish is not None and not isinstance(publish, bool):
-            raise BadRequestError("The request content was malformed:\n'publish' must be a boolean")
-        version = validate_version(payload["version"]) if payload.get("version") is not None else None
-        parameters = kv_from_json(payload["parameters"], "parameters") if "parameters" in payload else None
-        annotations = kv_from_json(payload["annotations"], "annotations") if "annotations" in payload else None
+        fields = parse_entity_fields(payload)
+        version, publish, parameters, annotations = (
+            fields.version,
+            fields.publish,
+            fields.parameters,
+            fields.annotations,
+        )
         if current is None:
             package = Package(
                 path=path,

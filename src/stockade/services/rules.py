@@ -17,9 +17,8 @@ from stockade.domain import (
     RuleStatus,
     as_mapping,
     bump_version,
-    kv_from_json,
+    parse_entity_fields,
     parse_fqn,
-    validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, NotFoundError
 from stockade.security.authz import Permission
@@ -84,8 +83,8 @@ class RuleService:
             await self._catalog.resolve_action(identity, action_path)
         except (NotFoundError, ConflictError):
             raise BadRequestError(f"action {action_path.fqn} does not exist") from None
-        version = validate_version(payload["version"]) if payload.get("version") is not None else None
-        annotations = kv_from_json(payload["annotations"], "annotations") if "annotations" in payload else None
+        fields = parse_entity_fields(payload)
+        version, annotations = fields.version, fields.annotations
         if current is None:
             rule = Rule(
                 path=path,

@@ -20,12 +20,11 @@ from stockade.domain import (
     as_mapping,
     bump_version,
     check_kv_size,
-    kv_from_json,
     kv_get,
     kv_to_dict,
     new_activation_id,
+    parse_entity_fields,
     parse_fqn,
-    validate_version,
 )
 from stockade.errors import BadRequestError, ConflictError, PlatformError
 from stockade.security.authz import Permission
@@ -72,8 +71,13 @@ class TriggerService:
         if existing is not None and not overwrite:
             raise ConflictError("resource already exists")
         current = trigger_from_doc(path.namespace, path.name, existing.updated, existing.doc) if existing else None
-        parameters = kv_from_json(payload["parameters"], "parameters") if "parameters" in payload else None
-        annotations = kv_from_json(payload["annotations"], "annotations") if "annotations" in payload else None
+        fields = parse_entity_fields(payload)
+        version, publish, parameters, annotations = (
+            fields.version,
+            fields.publish,
+            fields.parameters,
+            fields.annotations,
+        )
         feed = kv_get(annotations or (), "feed")
         if feed is not None:
             try:
@@ -82,10 +86,6 @@ class TriggerService:
                 parse_fqn(feed, identity.namespace)
             except BadRequestError:
                 raise BadRequestError("Feed name is not valid") from None
-        publish = payload.get("publish")
-        if publish is not None and not isinstance(publish, bool):
-            raise BadRequestError("The request content was malformed:\n'publish' must be a boolean")
-        version = validate_version(payload["version"]) if payload.get("version") is not None else None
         if current is None:
             trigger = Trigger(
                 path=path,
