@@ -165,7 +165,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("stockade: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     backend = build_backend(settings)
-    _print_report(settings, backend.report())
+    report = backend.report()
+    _print_report(settings, report)
+    if report.mode == "unavailable":
+        # Secure by default: no silent fallback to running actions unconfined.
+        print(
+            "stockade: the Linux sandbox cannot run on this host (see above); refusing to start.\n"
+            "  Fix the host (user namespaces, /proc/sys/kernel/unprivileged_userns_clone), run as root,\n"
+            "  or, for development with trusted code only, start with --sandbox insecure_process (not recommended).",
+            file=sys.stderr,
+        )
+        return 2
     # One tracer for the API, the services and the invoker (spans to stderr); None when tracing is off.
     tracer = build_tracer()[0] if settings.observability.tracing_enabled else None
     invoker = Invoker.from_settings(settings, backend, tracer=tracer)
