@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from stockade.api.app import Platform, create_app
 from stockade.config import Settings
+from stockade.gateway import gateway_routes
 from stockade.store import open_sqlite_store
 from stockade.testing import InProcessRunner
 
@@ -124,7 +125,9 @@ def make_api(tmp_path, settings=None):
             key = await services.namespaces.create(ns)
             keys[ns] = key.token
 
-    platform = Platform(settings=settings, store=open_sqlite_store(tmp_path / "db.sqlite"), runner=runner)
+    platform = Platform(
+        settings=settings, store=open_sqlite_store(tmp_path / "db.sqlite"), runner=runner, routes=gateway_routes()
+    )
     platform.on_open.append(bootstrap)
     return create_app(platform), keys, runner
 

@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--namespace", default="", help="namespace chain to verify ('' = platform-wide events)")
     export = commands.add_parser("audit-export", help="write an audit chain as JSON lines")
     export.add_argument("--namespace", default="")
+    limits = commands.add_parser("limits-set", help="override a namespace's throttles (the others keep theirs)")
+    limits.add_argument("namespace")
+    limits.add_argument("--invocations-per-minute", type=int, metavar="N")
+    limits.add_argument("--concurrent-invocations", type=int, metavar="N")
+    limits.add_argument("--fires-per-minute", type=int, metavar="N")
+    limits_reset = commands.add_parser("limits-reset", help="back to the platform's default throttles")
+    limits_reset.add_argument("namespace")
     return parser
 
 
@@ -86,6 +93,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
             report = await services.rotation.rotate_master_key(settings.master_key_path)
             retired = ", ".join(report.retired) or "none yet (rerun to finish)"
             return f"ok: master key {report.new_key_id}; rewrapped {report.rewritten} data keys; retired {retired}"
+        if args.command in ("limits-set", "limits-reset"):
+            return await _limits_command(args, services)
         if args.command != "rotate-data-key":
             return await _access_command(args, services)
         if await store.get_namespace(args.namespace) is None:
@@ -95,6 +104,32 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
         return f"ok: data key {report.new_key_id}; re-encrypted {report.rewritten} values; retired {retired}"
     finally:
         await store.close()
+
+
+async def _limits_command(args: argparse.Namespace, services: Services) -> str:
+    """Per-namespace throttles; every API process picks the change up within one epoch poll."""
+    if args.command == "limits-reset":
+        removed = await services.limits.reset(args.namespace)
+        return f"ok: {args.namespace} uses the default throttles" + ("" if removed else " (it had no overrides)")
+    if args.invocations_per_minute is None and args.concurrent_invocations is None and args.fires_per_minute is None:
+        raise PlatformError(
+            "give at least one of --invocations-per-minute, --concurrent-invocations, --fires-per-minute"
+        )
+    limits = await services.limits.set(
+        args.namespace,
+        invocations_per_minute=args.invocations_per_minute,
+        concurrent_invocations=args.concurrent_invocations,
+        fires_per_minute=args.fires_per_minute,
+    )
+
+    def shown(value: int | None) -> str:
+        return "default" if value is None else str(value)
+
+    return (
+        f"ok: {args.namespace}: invocations per minute {shown(limits.invocations_per_minute)}, "
+        f"concurrent invocations {shown(limits.concurrent_invocations)}, "
+        f"fires per minute {shown(limits.fires_per_minute)}"
+    )
 
 
 async def _access_command(args: argparse.Namespace, services: Services) -> str:

@@ -21,7 +21,8 @@ from stockade.api.app import Platform, create_app, default_store
 from stockade.config import Settings, load_settings
 from stockade.domain import JSON, Action, SystemClock
 from stockade.errors import PlatformError
-from stockade.invoker import Invoker, RunOutcome, RunRequest
+from stockade.gateway import gateway_routes
+from stockade.invoker import EgressProxy, Invoker, RunOutcome, RunRequest
 from stockade.observability import configure_logging
 from stockade.observability.tracing import build_tracer
 from stockade.sandbox import BackendReport, SandboxBackend
@@ -178,7 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # One tracer for the API, the services and the invoker (spans to stderr); None when tracing is off.
     tracer = build_tracer()[0] if settings.observability.tracing_enabled else None
-    invoker = Invoker.from_settings(settings, backend, tracer=tracer)
+    # The egress allowlist proxy (one per process); only real sandboxes have a network to guard.
+    egress = EgressProxy() if settings.invoker.sandbox_backend != "insecure_process" else None
+    invoker = Invoker.from_settings(settings, backend, tracer=tracer, egress=egress)
     wskprops_path = args.wskprops or settings.data_dir / "wskprops"
 
     async def bootstrap(services: Services) -> None:
@@ -198,8 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
 
+    async def wire_egress_events(services: Services) -> None:
+        if egress is not None:
+            egress.set_event_sink(services.monitoring.events)
+
     async def close_invoker() -> None:
         await invoker.close()
+        if egress is not None:
+            await egress.close()
         await backend.close()
 
     platform = Platform(
@@ -207,9 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         store=default_store(settings),
         runner=InvokerRunner(invoker),
         clock=SystemClock(),
-        on_open=[bootstrap],
+        on_open=[bootstrap, wire_egress_events],
         on_close=[close_invoker],
         tracer=tracer,
+        routes=gateway_routes(),
     )
     app = create_app(platform)
     config = uvicorn.Config(

@@ -172,3 +172,16 @@ def test_input_schema_is_enforced_before_running(api):
     )
     assert bad.status_code == 400
     assert "not a valid JSON Schema" in bad.json()["error"]
+
+
+def test_non_object_bodies_reach_the_action_as_ow_body(api):
+    web(api, "echo", ECHO)
+    r = api.client.post(f"{W}/echo.json", content=b"plain text", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200
+    assert r.json()["__ow_body"] == "plain text"
+    r = api.client.post(f"{W}/echo.json", json=[1, 2])
+    assert r.json()["__ow_body"] == [1, 2]
+    r = api.client.post(f"{W}/echo.json", content=b"\x89PNG", headers={"Content-Type": "image/png"})
+    assert r.status_code == 200
+    r = api.client.post(f"{W}/echo.json", json={"__ow_body": "forged"})
+    assert r.status_code == 400

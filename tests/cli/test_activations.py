@@ -158,3 +158,9 @@ def test_poll_stops_cleanly_on_ctrl_c(cli, api, clock):
     clock.sleep = interrupt
     api.reply(200, [])
     assert cli("activation", "poll").code == 0
+
+
+def test_list_filters_by_tag(cli, api):
+    api.reply(200, [])
+    assert cli("activation", "list", "--tag", "payments").code == 0
+    assert api.last.query == {"tag": "payments"}

@@ -28,8 +28,21 @@ COMMANDS = {
     "key": ["list", "create", "revoke"],
     "audit": ["list", "verify", "export"],
     "policy": ["get", "protect", "lint"],
+    "api": ["create", "list", "delete"],
+    "events": ["list"],
+    "alerts": ["list", "dead-letters", "webhook", "rule"],
 }
-CASES = [[], *([group] for group in COMMANDS), *([group, verb] for group, verbs in COMMANDS.items() for verb in verbs)]
+# Verbs that are groups themselves: (group, verb) → their verbs.
+NESTED = {
+    ("alerts", "webhook"): ["add", "list", "delete"],
+    ("alerts", "rule"): ["list", "set", "delete"],
+}
+CASES = [
+    [],
+    *([group] for group in COMMANDS),
+    *([group, verb] for group, verbs in COMMANDS.items() for verb in verbs),
+    *([*parent, verb] for parent, verbs in NESTED.items() for verb in verbs),
+]
 
 
 def _snapshot_name(argv: list[str]) -> str:

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from stockade.api.context import transaction_id
 from stockade.api.middleware import ApiMiddleware
@@ -19,6 +20,8 @@ from stockade.api.routes import all_routes
 from stockade.config import Settings
 from stockade.domain import Clock, SystemClock
 from stockade.errors import NotFoundError, PlatformError
+from stockade.observability.metrics import Metrics
+from stockade.observability.tracing import Tracer, build_tracer
 from stockade.security import Keyring
 from stockade.services import ActionRunner, Services, build_services
 from stockade.store import Store, open_store
@@ -45,6 +48,12 @@ class Platform:
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called once the store is open, before serving (e.g. bootstrap of the default namespace).
     on_open: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
+    # The app's metrics registry; None creates one (never prometheus_client's global registry).
+    metrics: Metrics | None = None
+    # OpenTelemetry tracer (shared with the invoker); None builds one when settings turn tracing on.
+    tracer: Tracer | None = None
+    # Routes served next to the API's (the API gateway's, composed by server.py: api cannot import it).
+    routes: list[BaseRoute] = field(default_factory=list)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -54,6 +63,9 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def create_app(platform: Platform) -> Starlette:
     """The ASGI app over ``platform``; the store opens and closes with the app's lifespan."""
+    tracer = platform.tracer
+    if tracer is None and platform.settings.observability.tracing_enabled:
+        tracer, _provider = build_tracer()
     services = build_services(
         platform.settings,
         platform.store,
@@ -61,6 +73,8 @@ def create_app(platform: Platform) -> Starlette:
         platform.clock,
         platform.keyring,
         enforce_access=platform.enforce_access,
+        metrics=platform.metrics,
+        tracer=tracer,
     )
 
     @contextlib.asynccontextmanager
@@ -74,14 +88,18 @@ def create_app(platform: Platform) -> Starlette:
             await platform.store.close()
             raise
         services.recorder.start()
+        services.monitoring.start()
         services.audit.start()
         services.epoch.start()
+        await services.limits.reload()
         for hook in platform.on_open:
             await hook(services)
         try:
             yield
         finally:
             await services.invoke.drain()
+            await services.apis.close()
+            await services.monitoring.close()
             await services.recorder.close()
             await services.epoch.close()
             await services.audit.close()
@@ -91,11 +109,12 @@ def create_app(platform: Platform) -> Starlette:
             await platform.store.close()
 
     app = Starlette(
-        routes=all_routes(),
+        routes=[*platform.routes, *all_routes()],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_found, HTTPException: _http_error},
     )
     app.state.services = services
+    app.state.tracer = tracer
     app.add_middleware(ApiMiddleware)
     return app
 

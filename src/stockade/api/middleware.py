@@ -49,7 +49,7 @@ def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
     """Record control-plane changes and every refusal (401 on web actions, 403, 429) in the audit log."""
     parts = scope["path"].split("/")
     # /api/v1/namespaces/{ns}/{collection}/... or /api/v1/web/{ns}/...
-    if len(parts) < 5 or parts[1] != "api" or parts[3] not in ("namespaces", "web"):
+    if len(parts) < 5 or parts[1:3] != ["api", "v1"] or parts[3] not in ("namespaces", "web"):
         return
     method: str = scope["method"]
     is_web = parts[3] == "web"
@@ -94,7 +94,8 @@ class ApiMiddleware:
         tid = transaction_id_for(scope)
         scope.setdefault("state", {})["transaction_id"] = tid
         path: str = scope["path"]
-        is_web = path.startswith("/api/v1/web/")
+        # Web actions and the API gateway (/api/gw/) answer CORS and OPTIONS themselves.
+        is_web = path.startswith(("/api/v1/web/", "/api/gw/"))
         extra = [(b"x-request-id", tid.encode())]
         if not is_web:
             extra.extend(CORS_HEADERS)

@@ -88,6 +88,8 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
         params["since"] = int(args.since)
     if args.upto is not None:
         params["upto"] = int(args.upto)
+    if args.tag:
+        params["tag"] = args.tag
     reply = ctx.client.get(_activations_path(ctx), params)
     if ctx.out.json_mode:
         ctx.out.raw(reply)
@@ -187,6 +189,7 @@ def register(groups: Subparsers[argparse.ArgumentParser]) -> None:
     add_list_options(list_)
     list_.add_argument("--since", type=int, metavar="EPOCH_MS", help="started at or after this time")
     list_.add_argument("--upto", type=int, metavar="EPOCH_MS", help="started at or before this time")
+    list_.add_argument("--tag", metavar="TAG", help="only activations of actions with this tag")
 
     _id_options(add_command(verbs, "get", _get, "show an activation record"))
     logs = add_command(verbs, "logs", _logs, "show an activation's logs")

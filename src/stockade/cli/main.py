@@ -19,6 +19,9 @@ from stockade.cli import (
     actions,
     activations,
     advisories,
+    alerts,
+    apis,
+    events,
     namespaces,
     packages,
     rules,
@@ -64,7 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stockade {cli_version()}")
     add_global_options(parser, suppress=False)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (actions, activations, packages, triggers, rules, namespaces, secrets, advisories, scans, access):
+    for module in (
+        actions,
+        activations,
+        packages,
+        triggers,
+        rules,
+        namespaces,
+        secrets,
+        advisories,
+        scans,
+        access,
+        events,
+        alerts,
+        apis,
+    ):
         module.register(groups)
     # Registered for the help listing only: ``run`` forwards ``up`` before argparse sees it.
     groups.add_parser("up", help="start the platform (arguments go to python -m stockade.server)", add_help=False)

@@ -1,6 +1,8 @@
 """Host side of running actions: warm pool, code materialisation, runtime protocol, logs."""
 
 from stockade.invoker.code import CodeError, CodeStore, MaterializedCode, extract_zip, tree_digest
+from stockade.invoker.egress_policy import EgressPolicy, EgressPolicyError, load_egress_data, parse_egress
+from stockade.invoker.egress_proxy import EgressLease, EgressLimits, EgressProxy, EgressStatistics
 from stockade.invoker.invoker import Invoker
 from stockade.invoker.logs import (
     LOG_COLLECTION_FAILED,
@@ -46,6 +48,12 @@ __all__ = [
     "ChannelClosedError",
     "CodeError",
     "CodeStore",
+    "EgressLease",
+    "EgressLimits",
+    "EgressPolicy",
+    "EgressPolicyError",
+    "EgressProxy",
+    "EgressStatistics",
     "FrameChannel",
     "FrameTooLargeError",
     "Invoker",
@@ -64,6 +72,8 @@ __all__ = [
     "extract_zip",
     "format_log_line",
     "format_timestamp",
+    "load_egress_data",
+    "parse_egress",
     "tree_digest",
     "truncation_message",
 ]

@@ -14,9 +14,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Final, final
 
+import structlog
+
 from stockade.config import InvokerSettings, LimitSettings, Settings
-from stockade.domain import Action, ActivationResponse, ActivationStatus, Clock, SystemClock
+from stockade.domain import POLICY_ANNOTATION, Action, ActivationResponse, ActivationStatus, Clock, SystemClock
+from stockade.domain import parse_policy as parse_action_policy
+from stockade.errors import PlatformError
 from stockade.invoker.code import CodeError, CodeStore
+from stockade.invoker.egress_policy import EgressPolicy, EgressPolicyError, parse_egress
+from stockade.invoker.egress_proxy import EgressLease, EgressProxy
 from stockade.invoker.logs import LOG_COLLECTION_FAILED, LOG_DEVELOPER_ERROR, ActivationLogs
 from stockade.invoker.outcomes import (
     CHECK_FAILED,
@@ -57,6 +63,8 @@ LOG_WAIT_S: Final = 2.0
 # The integrity check reads the code tree; generous, but far below any action timeout.
 CHECK_TIMEOUT_S: Final = 5.0
 _CHECK: Final = {"op": "check"}
+EGRESS_INVALID: Final = "The action's egress policy is invalid: "
+_log = structlog.get_logger("stockade.invoker")
 
 
 class _Failed(Exception):
@@ -89,9 +97,13 @@ class Invoker:
         clock: Clock | None = None,
         api_host: str = "",
         tracer: Tracer | None = None,
+        egress: EgressProxy | None = None,
     ) -> None:
+        """``egress``: the allowlist proxy for actions with egress grants; None = no action gets
+        network access, whatever it declares (the safe default for embedded and test invokers)."""
         settings = settings or InvokerSettings()
         self._tracer = tracer
+        self.egress = egress
         self._backend = backend
         self._code = code_store
         self._clock: Clock = clock or SystemClock()
@@ -112,9 +124,15 @@ class Invoker:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, backend: SandboxBackend, *, clock: Clock | None = None, tracer: Tracer | None = None
+        cls,
+        settings: Settings,
+        backend: SandboxBackend,
+        *,
+        clock: Clock | None = None,
+        tracer: Tracer | None = None,
+        egress: EgressProxy | None = None,
     ) -> Invoker:
-        """An invoker wired from settings; code lives under ``data_dir/code``."""
+        """An invoker wired from settings; code lives under ``data_dir/code``. The caller closes ``egress``."""
         return cls(
             backend,
             CodeStore(settings.data_dir / "code"),
@@ -123,6 +141,7 @@ class Invoker:
             clock=clock,
             api_host=settings.api.base_url,
             tracer=tracer,
+            egress=egress,
         )
 
     @property
@@ -174,9 +193,16 @@ class Invoker:
             session, is_cold = await self._acquire(key, request)
         except CodeError as exc:
             return self._outcome_without_sandbox(arrived_ms, ActivationStatus.DEVELOPER_ERROR, exc.message)
+        except EgressPolicyError as exc:
+            return self._outcome_without_sandbox(
+                arrived_ms, ActivationStatus.DEVELOPER_ERROR, EGRESS_INVALID + str(exc)
+            )
         except Exception:
             # Backend failures stay here: the client sees a whisk internal error, no internals.
             return self._outcome_without_sandbox(arrived_ms, ActivationStatus.INTERNAL_ERROR, START_FAILED)
+        if session.egress is not None:
+            # Connections from now on are logged under this activation.
+            session.egress.activation_id = request.activation_id
         ready_ms = self._clock.now_ms()
         is_settled = False
         try:
@@ -250,6 +276,7 @@ class Invoker:
         env = dict(request.init_env)
         if self._api_host:
             env["__OW_API_HOST"] = self._api_host
+        lease = await self._open_egress(action, key)
         spec = SandboxSpec(
             family=family,
             code_dir=code.path,
@@ -257,13 +284,41 @@ class Invoker:
             timeout_ms=action.limits.timeout,
             env=env,
             label=f"{action.path.relative}@{action.version}",
+            egress_socket=lease.path if lease is not None else None,
         )
-        process = await self._backend.start(spec)
         try:
-            return SandboxSession(process, key, code)
+            process = await self._backend.start(spec)
+        except BaseException:
+            if lease is not None:
+                await lease.close()
+            raise
+        try:
+            return SandboxSession(process, key, code, egress=lease)
         except BaseException:
             await process.kill()
+            if lease is not None:
+                await lease.close()
             raise
+
+    async def _open_egress(self, action: Action, key: PoolKey) -> EgressLease | None:
+        """A proxy socket when the action's policy grants egress (and a proxy is wired); else None.
+
+        Raises EgressPolicyError for a malformed grant: the action is refused rather than run with
+        part of its policy. A policy annotation that does not parse at all grants nothing.
+        """
+        try:
+            grants = parse_action_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace).egress
+        except PlatformError:
+            return None
+        if not grants:
+            return None
+        if self.egress is None:
+            _log.warning("egress.unavailable", action=action.path.fqn, detail="no egress proxy: no network access")
+            return None
+        policy: EgressPolicy = parse_egress(grants, self.egress.data)
+        return await self.egress.open(
+            policy, namespace=key.namespace, action=action.path.fqn, label=f"{action.path.relative}@{action.version}"
+        )
 
     async def _wait_capacity(self) -> None:
         waiter = asyncio.get_running_loop().create_future()

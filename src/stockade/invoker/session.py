@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, final
 
 from stockade.invoker.code import MaterializedCode
+from stockade.invoker.egress_proxy import EgressLease
 from stockade.invoker.logs import ActivationLogs, LogCollector
 from stockade.invoker.pool import PoolKey
 from stockade.invoker.protocol import MAX_FRAME_BYTES, FrameChannel
@@ -23,7 +24,19 @@ class SandboxSession:
     Precondition: one activation at a time drives a session (the pool hands it out exclusively).
     """
 
-    __slots__ = ("channel", "code", "digest", "entry", "facts", "is_discarded", "key", "logs", "process", "runs")
+    __slots__ = (
+        "channel",
+        "code",
+        "digest",
+        "egress",
+        "entry",
+        "facts",
+        "is_discarded",
+        "key",
+        "logs",
+        "process",
+        "runs",
+    )
 
     def __init__(
         self,
@@ -33,8 +46,11 @@ class SandboxSession:
         *,
         time_ns: Callable[[], int] = time.time_ns,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        egress: EgressLease | None = None,
     ) -> None:
         self.process = process
+        # The sandbox's egress proxy socket (None: no network); closed with the sandbox.
+        self.egress = egress
         self.key = key
         self.code = code
         self.channel = FrameChannel(process.control, max_frame_bytes=max_frame_bytes)
@@ -78,3 +94,5 @@ class SandboxSession:
         # Readers go before the fds: the backend closes them in kill().
         self.logs.close()
         await self.process.kill()
+        if self.egress is not None:
+            await self.egress.close()

@@ -8,6 +8,8 @@ from typing import final
 
 from stockade.config import Settings
 from stockade.domain import Clock
+from stockade.observability.metrics import Metrics
+from stockade.observability.tracing import Tracer
 from stockade.security import Keyring, load_keyring
 from stockade.security.authz import load_role_matrix
 from stockade.security.jwt_auth import JwtVerifier, load_issuers
@@ -15,12 +17,16 @@ from stockade.security.tokens import ActionTokens
 from stockade.services.access import AccessService, SecurityEpoch
 from stockade.services.actions import ActionService, bounds_from
 from stockade.services.activations import ActivationRecorder, ActivationService
+from stockade.services.apis import ApiService
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, FailureLimiter, SignedParts
 from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
+from stockade.services.limits import LimitOverrides
+from stockade.services.monitoring import Monitoring, ReportsStatistics, build_monitoring, new_event_pipeline
 from stockade.services.namespaces import Bootstrap, NamespaceService
 from stockade.services.packages import PackageService
+from stockade.services.quotas import RetryLaterError
 from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
 from stockade.services.scans import DeployGate, ScanPolicy
@@ -38,6 +44,7 @@ __all__ = [
     "ActionService",
     "ActivationRecorder",
     "ActivationService",
+    "ApiService",
     "AuditEvent",
     "AuditLog",
     "Authenticator",
@@ -49,10 +56,13 @@ __all__ = [
     "InvokeResult",
     "InvokeService",
     "KeyRotation",
+    "LimitOverrides",
+    "Monitoring",
     "NamespaceService",
     "PackageService",
     "ParameterVault",
     "ResolvedAction",
+    "RetryLaterError",
     "RotationReport",
     "RuleService",
     "ScanPolicy",
@@ -93,6 +103,9 @@ class Services:
     secrets: SecretService
     rotation: KeyRotation
     scans: DeployGate
+    monitoring: Monitoring
+    apis: ApiService
+    limits: LimitOverrides
 
 
 def build_services(
@@ -103,6 +116,8 @@ def build_services(
     keyring: Keyring | None = None,
     *,
     enforce_access: bool = True,
+    metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
 ) -> Services:
     """Wire the services over a store, an action runner, a clock and the master keyring."""
     limits = settings.limits
@@ -110,7 +125,18 @@ def build_services(
     def reload_keyring() -> Keyring:
         return load_keyring(settings.master_key_path, settings.security.master_key)
 
-    vault = ParameterVault(store, keyring or reload_keyring(), clock, reload_keyring=reload_keyring)
+    metrics = metrics if metrics is not None else Metrics()
+    events = new_event_pipeline(settings, store, metrics, clock)
+    vault = ParameterVault(store, keyring or reload_keyring(), clock, reload_keyring=reload_keyring, events=events)
+    monitoring = build_monitoring(
+        settings,
+        store,
+        vault,
+        clock,
+        metrics,
+        events,
+        pool_statistics=runner.statistics if isinstance(runner, ReportsStatistics) else None,
+    )
     audit = AuditLog(store, vault, clock)
     epoch = SecurityEpoch(store)
     namespaces = NamespaceService(store, clock, vault)
@@ -124,6 +150,7 @@ def build_services(
         tokens=tokens,
         jwt=jwt,
         audit=audit,
+        events=events,
         limiter=FailureLimiter(
             clock,
             slow_after=settings.auth.slow_after_failures,
@@ -138,11 +165,13 @@ def build_services(
         batch_size=settings.store.activation_batch_size,
         flush_interval_ms=settings.store.activation_flush_interval_ms,
     )
+    limit_overrides = LimitOverrides(store, clock, epoch)
     throttle = Throttle(
         now_ms=clock.now_ms,
         invocations_per_minute=limits.invocations_per_minute,
         concurrent_invocations=limits.concurrent_invocations,
         fires_per_minute=limits.fires_per_minute,
+        overrides=limit_overrides.get,
     )
     secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access)
     invoke = InvokeService(
@@ -155,8 +184,10 @@ def build_services(
         secrets,
         tokens=tokens,
         max_sequence_length=limits.max_sequence_length,
+        monitor=monitoring.activations,
+        tracer=tracer,
     )
-    gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace)
+    gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace, events=monitoring.gate)
     return Services(
         settings=settings,
         store=store,
@@ -179,4 +210,7 @@ def build_services(
         secrets=secrets,
         rotation=KeyRotation(store, vault, clock),
         scans=gate,
+        monitoring=monitoring,
+        apis=ApiService(store, access, clock, base_url=settings.api.base_url, max_body_bytes=limits.max_payload_bytes),
+        limits=limit_overrides,
     )

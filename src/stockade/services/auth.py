@@ -17,6 +17,7 @@ import structlog
 
 from stockade.domain import Clock, Identity
 from stockade.errors import ThrottledError, UnauthenticatedError
+from stockade.observability.events import EventSink, EventType, NullEventSink, SecurityEvent, Severity
 from stockade.security import SealedBox, ValueContext, open_value
 from stockade.security.jwt_auth import JwtVerifier
 from stockade.security.keys import parse_basic_auth, secret_matches
@@ -136,7 +137,9 @@ class Authenticator:
         audit: AuditLog | None = None,
         limiter: FailureLimiter | None = None,
         cache_ttl_s: float = 30.0,
+        events: EventSink | None = None,
     ) -> None:
+        self._events: EventSink = events or NullEventSink()
         self._store = store
         self._clock = clock
         self._vault = vault
@@ -170,8 +173,20 @@ class Authenticator:
         self._cache[key_uuid] = (now, record)
         return record
 
-    async def _fail(self, source: str, reason: str, key_uuid: str = "") -> UnauthenticatedError:
+    async def _fail(self, source: str, reason: str, key_uuid: str = "", namespace: str = "") -> UnauthenticatedError:
         delay = self.limiter.failed(source)
+        # Invariant: the key uuid and the reason only; the presented secret is never reported.
+        self._events.emit(
+            SecurityEvent(
+                type=EventType.AUTH_FAILED,
+                severity=Severity.MEDIUM if key_uuid else Severity.LOW,
+                time_ms=self._clock.now_ms(),
+                namespace=namespace,
+                subject=key_uuid,
+                source="auth",
+                details={"reason": reason, "client": source},
+            )
+        )
         if self._audit is not None:
             self._audit.record(
                 AuditEvent(
@@ -204,7 +219,12 @@ class Authenticator:
             raise await self._fail(source, "oversized credentials")
         record = await self._record(user)
         if record is None or record.revoked is not None or not secret_matches(secret, record.key_hash):
-            raise await self._fail(source, "invalid key", user if record is not None else "")
+            raise await self._fail(
+                source,
+                "invalid key",
+                user if record is not None else "",
+                record.namespace if record is not None else "",
+            )
         return Credentials(Identity(record.subject, record.namespace, record.uuid))
 
     async def _action_token(self, user: str, secret: str, source: str) -> Credentials:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, final
 
 import structlog
+from structlog.contextvars import bound_contextvars
 
 from stockade.domain import (
     JSON,
@@ -33,10 +34,14 @@ from stockade.domain import (
     parse_policy,
 )
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PlatformError
+from stockade.observability.events import EventType, SecurityEvent, Severity
+from stockade.observability.tags import TAGS_ANNOTATION, tags_of
+from stockade.observability.tracing import Tracer, traced
 from stockade.security.authz import Permission
 from stockade.security.tokens import ActionTokens, TokenClaims
 from stockade.services.activations import ActivationRecorder
 from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.monitoring import ActivationMonitor
 from stockade.services.schemas import SchemaCache
 from stockade.services.secrets import SecretService
 from stockade.services.throttle import Throttle
@@ -143,6 +148,8 @@ class _Run:
     end_ms: int
     annotations: list[KeyValue] = field(default_factory=list)
     duration_ms: int | None = None
+    init_time_ms: int | None = None
+    timed_out: bool = False
 
 
 class InvokeService:
@@ -160,8 +167,12 @@ class InvokeService:
         *,
         tokens: ActionTokens | None = None,
         max_sequence_length: int = 50,
+        monitor: ActivationMonitor | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._tokens = tokens
+        self._monitor = monitor
+        self._tracer = tracer
         self._vault = vault
         self._secrets = secrets
         self._catalog = catalog
@@ -179,10 +190,17 @@ class InvokeService:
         self._throttle.check_invoke(namespace)
         resolved = await self._catalog.resolve_action(request.identity, request.path, Permission.INVOKE)
         supplied = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
-        params = await self._vault.reveal(
-            self.merge_parameters(resolved, request.params, seal=request.seal, supplied=supplied)
-        )
-        self._schemas.validate(resolved.action, {k: v for k, v in params.items() if k not in RESERVED_WEB_KEYS})
+        try:
+            merged = self.merge_parameters(resolved, request.params, seal=request.seal, supplied=supplied)
+        except BadRequestError:
+            self._refused(EventType.SEALED_PARAMETER_REFUSED, request, resolved.action)
+            raise
+        params = await self._vault.reveal(merged)
+        try:
+            self._schemas.validate(resolved.action, {k: v for k, v in params.items() if k not in RESERVED_WEB_KEYS})
+        except BadRequestError:
+            self._refused(EventType.SCHEMA_REFUSED, request, resolved.action)
+            raise
         activation_id = new_activation_id()
         self._throttle.started(namespace)
         task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None))
@@ -195,6 +213,22 @@ class InvokeService:
         if not done:
             return InvokeResult(activation_id, None)
         return InvokeResult(activation_id, task.result())
+
+    def _refused(self, kind: EventType, request: InvokeRequest, action: Action) -> None:
+        if self._monitor is None:
+            return
+        self._monitor.events.emit(
+            SecurityEvent(
+                type=kind,
+                severity=Severity.MEDIUM,
+                time_ms=self._clock.now_ms(),
+                namespace=request.identity.namespace,
+                action=action.path.relative,
+                subject=request.identity.subject,
+                source="invoke",
+                details={"seal": request.seal, "tags": list(tags_of(action.annotation(TAGS_ANNOTATION)))},
+            )
+        )
 
     def _done(self, namespace: str) -> Any:
         def callback(task: asyncio.Task[Activation]) -> None:
@@ -270,6 +304,29 @@ class InvokeService:
         cause: str | None,
         caused_by: str | None,
     ) -> Activation:
+        """Run and record one activation with its ids bound to every log line (and a span when tracing)."""
+        action = resolved.action
+        with bound_contextvars(
+            activation_id=activation_id, namespace=request.identity.namespace, action=action.path.relative
+        ):
+            if self._tracer is None:
+                return await self._run_activation(request, resolved, params, activation_id, cause, caused_by)
+            attributes = {"stockade.activation_id": activation_id, "stockade.action": action.path.fqn}
+            with traced(self._tracer, "stockade.activation", attributes) as span:
+                activation = await self._run_activation(request, resolved, params, activation_id, cause, caused_by)
+                if span is not None:
+                    span.set_attribute("stockade.status", activation.response.status.value)
+                return activation
+
+    async def _run_activation(
+        self,
+        request: InvokeRequest,
+        resolved: ResolvedAction,
+        params: dict[str, JSON],
+        activation_id: str,
+        cause: str | None,
+        caused_by: str | None,
+    ) -> Activation:
         action = resolved.action
         received_ms = self._clock.now_ms()
         try:
@@ -296,6 +353,9 @@ class InvokeService:
             annotations.append(KeyValue("binding", resolved.binding_path))
         if caused_by:
             annotations.append(KeyValue("causedBy", caused_by))
+        tags = action.annotation(TAGS_ANNOTATION)
+        if tags is not None:
+            annotations.append(KeyValue(TAGS_ANNOTATION, list(tags_of(tags))))
         extra: dict[str, JSON] = {}
         if run.duration_ms is not None:
             extra["duration"] = run.duration_ms
@@ -315,6 +375,8 @@ class InvokeService:
             extra=extra,
         )
         self._recorder.record(activation)
+        if self._monitor is not None:
+            self._monitor.finished(activation, action, init_time_ms=run.init_time_ms, timed_out=run.timed_out)
         return activation
 
     async def _run_atomic(
@@ -337,7 +399,17 @@ class InvokeService:
         if outcome.findings:
             annotations.append(KeyValue("securityWarnings", list(outcome.findings)))
             log.warning("sandbox.tamper_detected", activation_id=activation_id, findings=list(outcome.findings))
-        return _Run(outcome.response, list(outcome.logs), outcome.start_ms, outcome.end_ms, annotations)
+            if self._monitor is not None:
+                self._monitor.sandbox_findings(action, activation_id, tuple(outcome.findings), outcome.end_ms)
+        return _Run(
+            outcome.response,
+            list(outcome.logs),
+            outcome.start_ms,
+            outcome.end_ms,
+            annotations,
+            init_time_ms=outcome.init_time_ms,
+            timed_out=outcome.timed_out,
+        )
 
     async def _run_sequence(
         self, request: InvokeRequest, action: Action, params: dict[str, JSON], activation_id: str, received_ms: int

@@ -41,6 +41,7 @@ from stockade.store import AdvisoryRecord, Store
 __all__ = [
     "ActionVulnerable",
     "AuditHook",
+    "DeployChecked",
     "DeployGate",
     "GateResult",
     "RiskAccepted",
@@ -120,11 +121,29 @@ class AuditHook(Protocol):
         """Record an accepted risk."""
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class DeployChecked:
+    """The gate's decision on one deploy ("passed", "blocked" or "accepted"), findings by severity."""
+
+    namespace: str
+    action: str
+    version: str
+    subject: str
+    decision: str
+    counts: Mapping[str, int]
+    blocking: tuple[str, ...]  # "rule file:line" of each blocking finding
+    when_ms: int
+
+
 class SecurityEvents(Protocol):
     """Where security events go besides the log (the events store arrives with its own issue)."""
 
     async def action_vulnerable(self, event: ActionVulnerable) -> None:
         """Raise an event for a newly vulnerable action."""
+
+    async def deploy_checked(self, event: DeployChecked) -> None:
+        """Count a gate decision and raise an event when it blocked or was overridden."""
 
 
 class _NoHook:
@@ -132,6 +151,9 @@ class _NoHook:
         """Nothing beyond the structured log yet."""
 
     async def action_vulnerable(self, event: ActionVulnerable) -> None:
+        """Nothing beyond the structured log yet."""
+
+    async def deploy_checked(self, event: DeployChecked) -> None:
         """Nothing beyond the structured log yet."""
 
 
@@ -278,9 +300,35 @@ class DeployGate:
             blocking=len(blocking),
             duration_ms=report.duration_ms,
         )
+        located = tuple(f"{f.rule_id} {f.location}" for f in blocking)
+
+        async def decided(decision: str) -> None:
+            await self._events.deploy_checked(
+                DeployChecked(
+                    action.path.namespace,
+                    action.path.key,
+                    action.version,
+                    identity.subject,
+                    decision,
+                    report.counts(),
+                    located,
+                    self._clock.now_ms(),
+                )
+            )
+
         if not blocking:
+            await decided("passed")
             return GateResult(report, policy, "passed", warnings=warnings)
         if reason is None:
+            log.warning(
+                "deploy.blocked",
+                namespace=action.path.namespace,
+                action=action.path.key,
+                version=action.version,
+                subject=identity.subject,
+                findings=list(located),
+            )
+            await decided("blocked")
             raise DeployBlockedError(_blocked_message(blocking, policy))
         accepted = RiskAccepted(
             namespace=action.path.namespace,
@@ -301,6 +349,7 @@ class DeployGate:
             findings=list(accepted.findings),
         )
         await self._audit.risk_accepted(accepted)
+        await decided("accepted")
         return GateResult(report, policy, "accepted", accepted, warnings)
 
     async def record(self, action: Action, result: GateResult) -> None:

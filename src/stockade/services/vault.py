@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from stockade.domain import JSON, Clock, KeyValue, KeyValues, Sealed
+from stockade.observability.events import EventSink, EventType, NullEventSink, SecurityEvent, Severity
 from stockade.security import (
     CryptoError,
     DataKey,
@@ -47,7 +48,9 @@ class ParameterVault:
         *,
         reload_keyring: Callable[[], Keyring] | None = None,
         active_ttl_s: float = 5.0,
+        events: EventSink | None = None,
     ) -> None:
+        self._events: EventSink = events or NullEventSink()
         self._store = store
         self._keyring = keyring
         self._clock = clock
@@ -182,6 +185,17 @@ class ParameterVault:
                 entity=entity,
                 parameter=name,
                 reason=exc.message,
+            )
+            self._events.emit(
+                SecurityEvent(
+                    type=EventType.DECRYPT_FAILED,
+                    severity=Severity.CRITICAL,
+                    time_ms=self._clock.now_ms(),
+                    namespace=namespace,
+                    action=entity if collection == "actions" else "",
+                    source="vault",
+                    details={"collection": collection, "entity": entity, "parameter": name, "reason": exc.message},
+                )
             )
             raise
 

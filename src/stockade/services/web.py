@@ -98,11 +98,14 @@ def web_arguments(request: WebRequest, *, raw: bool) -> tuple[dict[str, JSON], f
             args["__ow_body"] = request.body.decode("utf-8", errors="replace")
         else:
             args["__ow_body"] = base64.b64encode(request.body).decode()
-    else:
+    supplied: frozenset[str] = frozenset()
+    if not raw:
         args.update(urllib.parse.parse_qsl(request.query_string, keep_blank_values=True))
-        if request.body:
-            args.update(_body_arguments(request.body, media))
-    supplied = frozenset(args) if not raw else frozenset()
+        body_args, named_by_client = _body_arguments(request.body, media) if request.body else ({}, True)
+        # Invariant: keys the client named (query, object or form body) are "supplied" and may
+        # not be reserved or sealed; an __ow_body the platform made from a non-object body is not.
+        supplied = frozenset(args) | (frozenset(body_args) if named_by_client else frozenset())
+        args.update(body_args)
     args["__ow_method"] = request.method.lower()
     args["__ow_headers"] = dict(request.headers)
     args["__ow_path"] = request.path
@@ -111,21 +114,22 @@ def web_arguments(request: WebRequest, *, raw: bool) -> tuple[dict[str, JSON], f
     return args, supplied
 
 
-def _body_arguments(body: bytes, media: str) -> dict[str, JSON]:
+def _body_arguments(body: bytes, media: str) -> tuple[dict[str, JSON], bool]:
+    """The arguments a body adds, and whether their keys were named by the client."""
     if _is_json_media(media) or not media:
         try:
             value = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             if _is_json_media(media):
                 raise BadRequestError("The request content was malformed:\ninvalid JSON body") from None
-            return {"__ow_body": base64.b64encode(body).decode()}
-        return dict(value) if isinstance(value, dict) else {"__ow_body": value}
+            return {"__ow_body": base64.b64encode(body).decode()}, False
+        return (dict(value), True) if isinstance(value, dict) else ({"__ow_body": value}, False)
     if media == "application/x-www-form-urlencoded":
         text = body.decode("utf-8", errors="replace")
-        return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+        return dict(urllib.parse.parse_qsl(text, keep_blank_values=True)), True
     if _is_text_media(media):
-        return {"__ow_body": body.decode("utf-8", errors="replace")}
-    return {"__ow_body": base64.b64encode(body).decode()}
+        return {"__ow_body": body.decode("utf-8", errors="replace")}, False
+    return {"__ow_body": base64.b64encode(body).decode()}, False
 
 
 def _projection(result: JSON, activation: Activation) -> JSON:

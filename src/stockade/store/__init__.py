@@ -18,6 +18,7 @@ from stockade.store.base import (
     StoredEntity,
     Write,
 )
+from stockade.store.gateway import GatewayStore, QuotaWindow
 from stockade.store.monitoring import AlertQuery, DeadLetter, EventQuery, MonitoringStore, WebhookRecord
 from stockade.store.sql import SqlStore
 from stockade.store.sqlite import open_sqlite_store
@@ -34,9 +35,11 @@ __all__ = [
     "DeadLetter",
     "Delete",
     "EventQuery",
+    "GatewayStore",
     "KeyRecord",
     "MonitoringStore",
     "Put",
+    "QuotaWindow",
     "RoleBinding",
     "SqlStore",
     "Store",

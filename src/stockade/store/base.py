@@ -13,6 +13,7 @@ from typing import Literal, Protocol, final
 
 from stockade.domain import JSON, Activation, Namespace
 from stockade.store.access import AccessStore
+from stockade.store.gateway import GatewayStore
 from stockade.store.keymaterial import KeyMaterialStore, KeyRecord
 from stockade.store.monitoring import MonitoringStore
 
@@ -117,7 +118,7 @@ class ActionVersionRef:
     version: str
 
 
-class Store(KeyMaterialStore, AccessStore, MonitoringStore, Protocol):
+class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, Protocol):
     """Persistent state of the platform."""
 
     async def open(self) -> None:

@@ -36,6 +36,7 @@ from stockade.store.driver import (
     already_exists,
     concurrent_modification,
 )
+from stockade.store.gateway import SqlGateway
 from stockade.store.keymaterial import SqlKeyMaterial
 from stockade.store.monitoring import SqlMonitoring
 
@@ -71,7 +72,7 @@ def _package_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else ""
 
 
-class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring):
+class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway):
     """Store over a Driver."""
 
     def __init__(self, driver: Driver) -> None:
@@ -344,7 +345,9 @@ class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring):
             clauses.append("start_ms <= ?")
             args.append(query.upto_ms)
         if query.tag is not None:
-            clauses.append("activation_id IN (SELECT activation_id FROM activation_tags WHERE namespace = ? AND tag = ?)")
+            clauses.append(
+                "activation_id IN (SELECT activation_id FROM activation_tags WHERE namespace = ? AND tag = ?)"
+            )
             args.extend((query.namespace, query.tag))
         return " AND ".join(clauses), tuple(args)
 

@@ -6,8 +6,10 @@ from stockade.api.routes import (
     access,
     actions,
     activations,
+    apis,
     audit,
     info,
+    monitoring,
     namespaces,
     packages,
     rules,
@@ -34,5 +36,8 @@ def all_routes() -> list[BaseRoute]:
         *secrets.routes,
         *access.routes,
         *audit.routes,
+        *monitoring.routes,
+        # Before web.routes: the OpenWhisk client's routes API lives under /api/v1/web/whisk.system/apimgmt.
+        *apis.routes,
         *web.routes,
     ]

@@ -21,6 +21,7 @@ from stockade.api.context import (
 from stockade.api.problems import JsonResponse
 from stockade.domain import Activation, ActivationStatus, validate_entity_name
 from stockade.errors import BadRequestError
+from stockade.observability.tracing import traced
 from stockade.services import InvokeRequest
 
 __all__ = ["activation_response", "routes"]
@@ -116,16 +117,16 @@ async def invoke_action(request: Request) -> Response:
     body = await read_json(request, limit_bytes=services.settings.limits.max_payload_bytes)
     if not isinstance(body, dict):
         raise BadRequestError("The request content was malformed:\nparameters must be a JSON object")
-    result = await services.invoke.invoke(
-        InvokeRequest(
-            identity=credentials.identity,
-            path=path,
-            params=body,
-            blocking=blocking,
-            wait_ms=wait_ms,
-            transaction_id=transaction_id(request),
-        )
+    invoke = InvokeRequest(
+        identity=credentials.identity,
+        path=path,
+        params=body,
+        blocking=blocking,
+        wait_ms=wait_ms,
+        transaction_id=transaction_id(request),
     )
+    with traced(request.app.state.tracer, "stockade.api.invoke", {"stockade.action": path.fqn}):
+        result = await services.invoke.invoke(invoke)
     if result.activation is None:
         return JsonResponse(
             {"activationId": result.activation_id},

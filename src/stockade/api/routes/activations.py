@@ -10,6 +10,7 @@ from stockade.api.context import authenticate, endpoint, namespace_param, paging
 from stockade.api.problems import JsonResponse
 from stockade.domain import Activation, is_valid_name
 from stockade.errors import BadRequestError
+from stockade.observability.tags import tags_of
 from stockade.security.authz import Permission
 from stockade.services import Credentials
 from stockade.store import ActivationQuery
@@ -31,6 +32,17 @@ def _name_filter(request: Request, namespace: str) -> str | None:
             f"The query parameter 'name' was malformed:\nParameter may be a 'simple' name or 'package-name/simple' name: {raw}"
         )
     return f"{namespace}/{raw}"
+
+
+def _tag_filter(request: Request) -> str | None:
+    """``?tag=``: activations of actions carrying this tag (Stockade addition)."""
+    raw = request.query_params.get("tag")
+    if not raw:
+        return None
+    tags = tags_of([raw])
+    if not tags:
+        raise BadRequestError(f"The query parameter 'tag' was malformed:\n'{raw[:60]}' is not a valid tag")
+    return tags[0]
 
 
 async def _own_namespace(request: Request) -> tuple[Credentials, str]:
@@ -59,6 +71,7 @@ async def list_activations(request: Request) -> Response:
         upto_ms=query_int(request, "upto", -1, detail=_epoch) if request.query_params.get("upto") else None,
         skip=skip,
         limit=limit,
+        tag=_tag_filter(request),
     )
     if count:
         return JsonResponse({"activations": await services.activations.count(query)})

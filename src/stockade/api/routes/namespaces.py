@@ -27,11 +27,13 @@ async def namespace_limits(request: Request) -> Response:
     namespace = namespace_param(request, credentials)
     await services_of(request).access.require(credentials.identity, namespace, Permission.READ, namespace)
     limits = services_of(request).settings.limits
+    # The namespace's own throttles when the operator set any (stockade admin limits-set).
+    per_minute, concurrent, fires = services_of(request).throttle.limits(namespace)
     return JsonResponse(
         {
-            "invocationsPerMinute": limits.invocations_per_minute,
-            "concurrentInvocations": limits.concurrent_invocations,
-            "firesPerMinute": limits.fires_per_minute,
+            "invocationsPerMinute": per_minute,
+            "concurrentInvocations": concurrent,
+            "firesPerMinute": fires,
             "minActionMemory": limits.min_action_memory_mb,
             "maxActionMemory": limits.max_action_memory_mb,
             "minActionLogs": 0,
@@ -41,7 +43,7 @@ async def namespace_limits(request: Request) -> Response:
             "minActionConcurrency": 1,
             "maxActionConcurrency": limits.max_action_concurrency,
             "maxParameterSize": f"{limits.max_parameters_bytes // (1024 * 1024)} MB",
-            "maxActionInstances": limits.concurrent_invocations,
+            "maxActionInstances": concurrent,
         }
     )
 

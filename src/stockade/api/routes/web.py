@@ -13,10 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stockade.api.context import read_body, services_of, transaction_id
+from stockade.api.context import client_address, read_body, report_refusal, services_of, transaction_id
 from stockade.api.problems import JsonResponse, error_response
 from stockade.domain import Action, EntityPath, Identity, is_valid_name
 from stockade.errors import NotFoundError, PlatformError, UnauthenticatedError
+from stockade.observability.events import EventType, SecurityEvent, Severity
 from stockade.services import InvokeRequest
 from stockade.services.web import WebRequest, WebResponse, split_extension, web_arguments, web_response
 
@@ -117,6 +118,22 @@ def _finish(request: Request, action: Action, response: WebResponse, activation_
     return out
 
 
+def _report_web_auth_failure(request: Request, action: Action) -> None:
+    """``require-whisk-auth`` refused the request (invalid API keys were reported by the Authenticator)."""
+    services = services_of(request)
+    services.monitoring.events.emit(
+        SecurityEvent(
+            type=EventType.AUTH_FAILED,
+            severity=Severity.LOW,
+            time_ms=services.clock.now_ms(),
+            namespace=action.path.namespace,
+            action=action.path.key,
+            source="web",
+            details={"reason": "require-whisk-auth not satisfied", "client": client_address(request)},
+        )
+    )
+
+
 async def web_action(request: Request) -> Response:
     """Run a web action and map its result to an HTTP response."""
     tid = transaction_id(request)
@@ -161,6 +178,9 @@ async def web_action(request: Request) -> Response:
             return not_ready
         return _finish(request, action, web_response(result.activation, extension), activation_id)
     except PlatformError as exc:
+        report_refusal(request, exc, action=action.path.key if action is not None else "")
+        if exc.status == 401 and action is not None:
+            _report_web_auth_failure(request, action)
         response = error_response(exc, tid)
         if exc.status == 401:
             del response.headers["www-authenticate"]

@@ -281,12 +281,210 @@ async function handle(msg) {
   return { ok: false, error: `Internal error: unknown op ${JSON.stringify(msg.op)}` };
 }
 
+// ---- egress -----------------------------------------------------------------------------------
+//
+// Only actions with egress grants have the host proxy's socket (docs/design/egress.md). The runner
+// serves it on 127.0.0.1:3128, sets HTTP(S)_PROXY, and, because Node 20 itself ignores those
+// variables, routes the http/https global agents and the built-in fetch through CONNECT tunnels.
+
+const EGRESS_SOCKET = '/run/stockade/egress.sock';
+const PROXY_PORT = 3128;
+const MAX_PROXY_HEAD = 16 * 1024;
+// The forwarder's port (PROXY_PORT in a sandbox; tests on the host pass another).
+let proxyPort = PROXY_PORT;
+
+function startForwarder(socketPath, port) {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({ allowHalfOpen: true }, (client) => {
+      const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', drop);
+      upstream.on('error', drop);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    server.maxConnections = 64;
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.unref();
+      resolve(server);
+    });
+  });
+}
+
+// A raw socket to host:port through the proxy (HTTP CONNECT); callback(err, socket).
+function tunnel(host, port, callback) {
+  const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+  const sock = net.connect({ host: '127.0.0.1', port: proxyPort });
+  let head = Buffer.alloc(0);
+  let done = false;
+  const onError = (e) => finish(e);
+  const onClose = () => finish(new Error(`egress proxy closed the tunnel to ${authority}`));
+  const finish = (err) => {
+    if (done) return;
+    done = true;
+    // From here on the socket belongs to the caller, with its own listeners.
+    sock.removeListener('data', onData);
+    sock.removeListener('error', onError);
+    sock.removeListener('close', onClose);
+    if (err) {
+      sock.destroy();
+      callback(err);
+    } else {
+      callback(null, sock);
+    }
+  };
+  function onData(chunk) {
+    head = Buffer.concat([head, chunk]);
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (head.length > MAX_PROXY_HEAD) finish(new Error('egress proxy: answer too long'));
+      return;
+    }
+    const status = head.subarray(0, end).toString('latin1').split('\r\n')[0];
+    if (!/^HTTP\/1\.[01] 200 /.test(status)) {
+      const err = new Error(`egress proxy refused ${authority}: ${status}`);
+      err.code = 'EEGRESSDENIED';
+      finish(err);
+      return;
+    }
+    sock.pause();
+    const rest = head.subarray(end + 4);
+    if (rest.length) sock.unshift(rest);
+    finish(null);
+  }
+  sock.on('data', onData);
+  sock.on('error', onError);
+  sock.on('close', onClose);
+  sock.once('connect', () => sock.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
+}
+
+function isProxy(host, port) {
+  return (host === '127.0.0.1' || host === 'localhost') && Number(port) === proxyPort;
+}
+
+function servername(host) {
+  return net.isIP(host) ? undefined : host;
+}
+
+// http.Agent and https.Agent whose connections are CONNECT tunnels through the proxy. Built only
+// for sandboxes with egress, so the others never load http, https and tls.
+function tunnelAgents(http, https, tls) {
+  class TunnelAgent extends http.Agent {
+    createConnection(options, callback) {
+      const host = options.host || options.hostname || 'localhost';
+      if (isProxy(host, options.port)) return net.createConnection(options);
+      tunnel(host, options.port || 80, (err, sock) => {
+        if (err) return callback(err);
+        callback(null, sock);
+        // The tunnel is paused until the request has attached its readers (on a later tick).
+        setImmediate(() => sock.resume());
+        return undefined;
+      });
+      return undefined;
+    }
+  }
+
+  class TunnelHttpsAgent extends https.Agent {
+    createConnection(options, callback) {
+      const host = options.host || options.hostname || 'localhost';
+      tunnel(host, options.port || 443, (err, sock) => {
+        if (err) return callback(err);
+        callback(null, tls.connect({ ...options, socket: sock, servername: options.servername || servername(host) }));
+      });
+      return undefined;
+    }
+  }
+  return { TunnelAgent, TunnelHttpsAgent };
+}
+
+// Node 20's fetch is undici's, which takes its dispatcher from this well-known global; a custom
+// `connect` makes every fetch connection a tunnel. Returns false when that global is not found.
+async function proxyFetch(originalFetch, tls) {
+  const key = Symbol.for('undici.globalDispatcher.1');
+  try {
+    await originalFetch('data:,');
+  } catch (e) {
+    // Only needed to make undici create its global dispatcher.
+  }
+  const current = globalThis[key];
+  if (!current || typeof current.constructor !== 'function') return false;
+  const Dispatcher = current.constructor;
+  globalThis[key] = new Dispatcher({
+    connect(opts, callback) {
+      const https_ = opts.protocol === 'https:';
+      const port = Number(opts.port) || (https_ ? 443 : 80);
+      let called = false;
+      const once = (err, sock) => {
+        if (called) return;
+        called = true;
+        callback(err, sock);
+      };
+      tunnel(opts.hostname, port, (err, sock) => {
+        if (err) return once(err);
+        if (!https_) return once(null, sock);
+        const secure = tls.connect({
+          socket: sock,
+          servername: opts.servername || servername(opts.hostname),
+          ALPNProtocols: ['http/1.1'],
+        });
+        secure.once('secureConnect', () => once(null, secure));
+        secure.once('error', (e) => once(e));
+        return undefined;
+      });
+    },
+  });
+  return true;
+}
+
+// fetch() itself, wrapped so the tunnelling dispatcher is set up on the first call: loading undici
+// costs about 50 ms, which only actions that use fetch should pay.
+function lazyProxyFetch(tls) {
+  const originalFetch = globalThis.fetch;
+  if (typeof originalFetch !== 'function') return;
+  let ready = null;
+  globalThis.fetch = async function fetch(...args) {
+    if (ready === null) {
+      ready = proxyFetch(originalFetch, tls).then((ok) => {
+        if (!ok) process.stderr.write('stockade runner: fetch() cannot use the egress proxy here\n');
+      });
+    }
+    await ready;
+    return originalFetch(...args);
+  };
+}
+
+async function enableEgress(socketPath = EGRESS_SOCKET, port = PROXY_PORT) {
+  if (!fs.existsSync(socketPath)) return false;
+  const http = require('http');
+  const https = require('https');
+  const tls = require('tls');
+  await startForwarder(socketPath, port);
+  proxyPort = port;
+  const proxy = `http://127.0.0.1:${port}`;
+  for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) process.env[name] = proxy;
+  // Everything goes through the proxy, loopback included: the allowlist decides.
+  process.env.NO_PROXY = '';
+  process.env.no_proxy = '';
+  const { TunnelAgent, TunnelHttpsAgent } = tunnelAgents(http, https, tls);
+  http.globalAgent = new TunnelAgent({ keepAlive: true });
+  https.globalAgent = new TunnelHttpsAgent({ keepAlive: true });
+  lazyProxyFetch(tls);
+  return true;
+}
+
 // ---- framing --------------------------------------------------------------------------------
 
 function serve(fd) {
   const sock = new net.Socket({ fd, readable: true, writable: true });
   let buffer = Buffer.alloc(0);
-  let chain = Promise.resolve();
+  // Frames wait until egress is set up (or known to be absent), so the action never sees it half-done.
+  let chain = enableEgress().catch((e) => {
+    process.stderr.write(`stockade runner: egress forwarder unavailable: ${e}\n`);
+  });
 
   function send(reply) {
     let text;
@@ -335,4 +533,4 @@ if (require.main === module) {
   serve(process.argv.length > 2 ? Number.parseInt(process.argv[2], 10) : 3);
 }
 
-module.exports = { serve, treeDigest, SENTINEL, MAX_FRAME_BYTES };
+module.exports = { serve, treeDigest, enableEgress, tunnel, SENTINEL, MAX_FRAME_BYTES, EGRESS_SOCKET, PROXY_PORT };

@@ -11,14 +11,16 @@ import hashlib
 import importlib.util
 import json
 import os
+import selectors
 import signal
 import socket
 import stat
 import struct
 import sys
+import threading
 import traceback
 
-__all__ = ["MAX_FRAME_BYTES", "SENTINEL", "serve", "tree_digest"]
+__all__ = ["EGRESS_SOCKET", "MAX_FRAME_BYTES", "PROXY_PORT", "SENTINEL", "enable_egress", "serve", "tree_digest"]
 
 SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -26,6 +28,12 @@ _SENTINEL_LINE = (SENTINEL + "\n").encode()
 _HEADER = struct.Struct(">I")
 _MODULE_NAME = "main__"
 _U64 = struct.Struct(">Q")
+# Egress (docs/design/egress.md): the host proxy's socket, bound here only for actions with egress
+# grants, and the loopback port the forwarder serves it on for HTTP(S)_PROXY.
+EGRESS_SOCKET = "/run/stockade/egress.sock"
+PROXY_PORT = 3128
+_FORWARDER_MAX_CONNECTIONS = 64
+_FORWARDER_CHUNK = 64 * 1024
 
 
 class _CpuBudgetExceeded(BaseException):
@@ -342,6 +350,148 @@ async def _await(awaitable):
     return await awaitable
 
 
+class _Forwarder:
+    """Relays each TCP connection on 127.0.0.1:PROXY_PORT to the host proxy's unix socket.
+
+    One daemon thread and a selector for every connection: threads count against the sandbox's
+    process limit, so there is never a thread per connection. A side's unsent bytes stop reading
+    from the other side until they are written (no unbounded buffering).
+    """
+
+    def __init__(self, listener, socket_path):
+        self.listener = listener
+        self.socket_path = socket_path
+        self.selector = selectors.DefaultSelector()
+        # socket -> [peer, pending bytes to write to peer, read side open]
+        self.state = {}
+
+    def _watch(self, sock):
+        entry = self.state[sock]
+        peer_entry = self.state.get(entry[0])
+        events = 0
+        if entry[2] and not entry[1]:
+            events |= selectors.EVENT_READ
+        if peer_entry is not None and peer_entry[1]:
+            events |= selectors.EVENT_WRITE
+        registered = sock in self.selector.get_map()
+        if events and registered:
+            self.selector.modify(sock, events)
+        elif events:
+            self.selector.register(sock, events)
+        elif registered:
+            self.selector.unregister(sock)
+
+    def _close(self, sock):
+        entry = self.state.pop(sock, None)
+        if entry is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)
+        sock.close()
+        self._close(entry[0])
+
+    def _accept(self):
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        if len(self.state) >= 2 * _FORWARDER_MAX_CONNECTIONS:
+            client.close()
+            return
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.settimeout(5)
+            upstream.connect(self.socket_path)
+        except OSError:
+            upstream.close()
+            client.close()
+            return
+        for sock, peer in ((client, upstream), (upstream, client)):
+            sock.setblocking(False)
+            self.state[sock] = [peer, b"", True]
+            self.selector.register(sock, selectors.EVENT_READ)
+
+    def _readable(self, sock):
+        entry = self.state[sock]
+        try:
+            data = sock.recv(_FORWARDER_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(sock)
+            return
+        peer = entry[0]
+        if not data:
+            entry[2] = False
+            with contextlib.suppress(OSError):
+                peer.shutdown(socket.SHUT_WR)
+            if not self.state[peer][2]:
+                self._close(sock)
+                return
+        else:
+            entry[1] = data
+            self._flush(sock)
+        self._watch(sock)
+        if peer in self.state:
+            self._watch(peer)
+
+    def _flush(self, sock):
+        """Write ``sock``'s pending bytes to its peer as far as the peer takes them."""
+        entry = self.state[sock]
+        try:
+            sent = entry[0].send(entry[1])
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(sock)
+            return
+        entry[1] = entry[1][sent:]
+
+    def _writable(self, target):
+        """``target`` can take more: flush what its peer read for it."""
+        source = self.state[target][0]
+        if source in self.state and self.state[source][1]:
+            self._flush(source)
+        for each in (source, target):
+            if each in self.state:
+                self._watch(each)
+
+    def run(self):
+        self.listener.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        while True:
+            for key, events in self.selector.select():
+                sock = key.fileobj
+                if sock is self.listener:
+                    self._accept()
+                    continue
+                if events & selectors.EVENT_WRITE and sock in self.state:
+                    self._writable(sock)
+                if events & selectors.EVENT_READ and sock in self.state:
+                    self._readable(sock)
+
+
+def enable_egress(socket_path=EGRESS_SOCKET, port=PROXY_PORT):
+    """With the proxy socket present: serve it on 127.0.0.1:``port`` and point the proxy variables at it.
+
+    Returns the forwarder's thread, or None when this sandbox has no egress (no socket).
+    """
+    if not os.path.exists(socket_path):
+        return None
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(_FORWARDER_MAX_CONNECTIONS)
+    thread = threading.Thread(target=_Forwarder(listener, socket_path).run, name="stockade-egress", daemon=True)
+    thread.start()
+    proxy = f"http://127.0.0.1:{port}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        os.environ[name] = proxy
+    # Everything goes through the proxy, loopback included: the allowlist decides.
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = ""
+    return thread
+
+
 def serve(control_fd):
     """Serve frames on ``control_fd`` until the host closes it; returns on EOF."""
     sock = socket.socket(fileno=control_fd)
@@ -354,6 +504,11 @@ def serve(control_fd):
             stream.reconfigure(line_buffering=True)
     runner = _Runner(sock)
     signal.signal(signal.SIGPROF, runner._on_sigprof)
+    try:
+        enable_egress()
+    except OSError as exc:
+        # The action then simply has no network, as without grants.
+        print(f"stockade runner: egress forwarder unavailable: {exc}", file=sys.stderr)
     try:
         while True:
             try:

@@ -1,0 +1,75 @@
+"""Starlette adapter: ``/api/gw/{namespace}{basepath}{relpath}`` → the gateway pipeline.
+
+The app composes these routes next to the API's (``Platform.routes``, see server.py); the
+gateway keeps one ``Gateway`` per app, on ``app.state``, created on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from stockade.errors import PayloadTooLargeError
+from stockade.gateway.pipeline import Gateway, GatewayRequest
+from stockade.services import Services
+
+__all__ = ["gateway_routes"]
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _gateway(request: Request) -> Gateway:
+    state = request.app.state
+    gateway: Gateway | None = getattr(state, "gateway", None)
+    if gateway is None:
+        services: Services = state.services
+        gateway = state.gateway = Gateway(services)
+    return gateway
+
+
+def _body_reader(request: Request) -> Callable[[int], Awaitable[bytes]]:
+    async def read(limit_bytes: int) -> bytes:
+        """The body, 413 past ``limit_bytes`` (by Content-Length, then by what arrived)."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit_bytes:
+            raise PayloadTooLargeError(f"Request larger than allowed: {int(length)} > {limit_bytes} bytes.")
+        # Invariant: a body without (or lying about) Content-Length is never buffered past the limit.
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit_bytes:
+                raise PayloadTooLargeError(f"Request larger than allowed: {size} > {limit_bytes} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    return read
+
+
+async def serve(request: Request) -> Response:
+    """Run the gateway pipeline for one request."""
+    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    gateway_request = GatewayRequest(
+        method=request.method,
+        raw_path=raw_path.split(b"?", 1)[0].decode("latin-1"),
+        query_string=request.url.query,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        client_host=request.client.host if request.client is not None else "",
+        scheme=request.url.scheme,
+        transaction_id=request.scope.get("state", {}).get("transaction_id", ""),
+        read_body=_body_reader(request),
+    )
+    answer = await _gateway(request).handle(gateway_request)
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in answer.headers] + [
+        (b"content-length", str(len(answer.body)).encode())
+    ]
+    return response
+
+
+def gateway_routes() -> list[BaseRoute]:
+    """The gateway's routes, to compose into the app."""
+    return [Route("/api/gw/{rest:path}", serve, methods=_METHODS)]
