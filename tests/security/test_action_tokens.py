@@ -84,7 +84,7 @@ def test_policy_lint_flags_broad_grants(api):
         "exec": CALLER["exec"],
         "annotations": [
             {"key": "provide-api-key", "value": True},
-            {"key": "policy", "value": {"invoke": ["*"], "egress": ["*"]}},
+            {"key": "policy", "value": {"invoke": ["*"], "egress": ["*:443"]}},
         ],
     }
     # The deploy gate blocks wildcard grants too; the risk is accepted here to test the lint.
@@ -93,3 +93,11 @@ def test_policy_lint_flags_broad_grants(api):
     findings = {a["action"]: a["findings"] for a in report["actions"]}
     assert any("'*'" in f for f in findings["/guest/broad"])
     assert any("egress" in f for f in findings["/guest/broad"])
+
+
+def test_policy_is_validated_at_deploy(api):
+    for policy in ({"egress": ["no-port.example.com"]}, {"invoke": ["relative/name"]}, {"nonsense": []}, "x"):
+        body = {"exec": CALLER["exec"], "annotations": [{"key": "policy", "value": policy}]}
+        r = api.put(f"{NS}/actions/bad-policy", json=body)
+        assert r.status_code == 400, (policy, r.text)
+    assert api.get(f"{NS}/actions/bad-policy").status_code == 404

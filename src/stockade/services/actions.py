@@ -8,6 +8,7 @@ from typing import Any
 from stockade.config import LimitSettings
 from stockade.domain import (
     JSON,
+    POLICY_ANNOTATION,
     SEQUENCE_KIND,
     Action,
     EntityPath,
@@ -26,9 +27,11 @@ from stockade.domain import (
     kv_without,
     parse_entity_fields,
     parse_fqn,
+    parse_policy,
     resolve_kind,
 )
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
+from stockade.invoker.egress_policy import EgressPolicyError, load_egress_data, parse_egress
 from stockade.observability.anomaly import OUTPUT_SCHEMA_ANNOTATION, check_output_schema
 from stockade.observability.tags import TAGS_ANNOTATION, parse_tags
 from stockade.security.authz import Permission
@@ -79,6 +82,7 @@ class ActionService:
     ) -> None:
         self._catalog = catalog
         self._gate = gate
+        self._egress_data = load_egress_data()
         self._vault = vault
         self._secrets = secrets
         self._limits = limits
@@ -224,6 +228,8 @@ class ActionService:
             parse_tags(action.annotation(TAGS_ANNOTATION))
         if action.annotation(SECRETS_ANNOTATION) is not None:
             await self._secrets.check_refs(path.namespace, action.annotation(SECRETS_ANNOTATION))
+        if action.annotation(POLICY_ANNOTATION) is not None:
+            self._check_policy(action)
         # Sequences' `_actions` is a system parameter listing components, not a secret.
         exempt = frozenset({"_actions"}) if action.exec.is_sequence else frozenset()
         # The gate sees plaintext parameters (to find secrets passed in them) and runs before any write.
@@ -235,6 +241,14 @@ class ActionService:
         if gated is not None and self._gate is not None:
             await self._gate.record(written, gated)
         return written
+
+    def _check_policy(self, action: Action) -> None:
+        """A ``policy`` annotation must parse, egress grants included (400 at deploy, not at run)."""
+        policy = parse_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace)
+        try:
+            parse_egress(policy.egress, self._egress_data)
+        except EgressPolicyError as exc:
+            raise BadRequestError(f"The annotation 'policy' has an invalid egress grant: {exc}") from None
 
     async def _write(self, action: Action, existing: StoredEntity | None) -> Action:
         store = self._catalog.store

@@ -44,7 +44,7 @@ def _configure(config: SecretsConfig) -> None:
 def _plugin_name(secret: Any) -> str:
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    plugin = get_mapping_from_secret_type_to_class().get(secret.type)
+    plugin: type[Any] | None = get_mapping_from_secret_type_to_class().get(secret.type)
     return plugin.__name__ if plugin is not None else str(secret.type)
 
 
