@@ -159,6 +159,7 @@ def build_services(
         ),
     )
     epoch.subscribe(auth.forget_all)
+    monitoring.alerts.access = access
     catalog = Catalog(store, clock, access)
     recorder = ActivationRecorder(
         store,

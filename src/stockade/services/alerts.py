@@ -31,6 +31,8 @@ from stockade.errors import BadRequestError, ForbiddenError, NotFoundError
 from stockade.observability.alerts import SIGNATURE_HEADER, Alert, AlertEngine, parse_rule, sign_payload
 from stockade.observability.events import Severity
 from stockade.observability.metrics import Metrics
+from stockade.security.authz import Permission
+from stockade.services.access import AccessService
 from stockade.services.events import EventPipeline
 from stockade.services.vault import ParameterVault
 from stockade.store import AlertQuery, DeadLetter, Store, WebhookRecord
@@ -249,6 +251,8 @@ class AlertService:
         *,
         admin_namespace: str,
     ) -> None:
+        # Set by build_services: role checks (MONITOR to read, ROLES to change).
+        self.access: AccessService | None = None
         self._store = store
         self._vault = vault
         self._clock = clock
@@ -262,23 +266,24 @@ class AlertService:
         """The rule engine (platform rules and the namespaces' rules)."""
         return self._pipeline.engine
 
-    def require(self, identity: Identity, namespace: str, *, write: bool) -> None:
-        """Who may see and change a namespace's monitoring: its own callers; the platform's
-        administrative namespace may read every namespace's.
-
-        Hook for roles (identity and access issue): replace with the ``monitor`` permission.
-        """
-        if namespace == identity.namespace:
-            return
-        if not write and identity.namespace == self._admin:
-            return
-        raise ForbiddenError(f"The supplied authentication is not authorized to access '{namespace}'.")
+    async def require(self, identity: Identity, namespace: str, *, write: bool) -> None:
+        """Reading a namespace's events and alerts needs MONITOR (owners, auditors); changing its
+        webhooks and rules needs ROLES (owners). The platform's administrative namespace may read
+        every namespace's."""
+        if self.access is None:
+            if namespace == identity.namespace:
+                return
+            raise ForbiddenError(f"The supplied authentication is not authorized to access '{namespace}'.")
+        permission = Permission.ROLES if write else Permission.MONITOR
+        if not write and await self.access.allows(identity, self._admin, Permission.MONITOR):
+            return  # monitors of the platform's administrative namespace see every namespace
+        await self.access.require(identity, namespace, permission, f"{namespace}/monitoring")
 
     # -- webhooks ------------------------------------------------------------------------------
 
     async def add_webhook(self, identity: Identity, namespace: str, body: Any) -> dict[str, JSON]:
         """Add a webhook ``{"url", "secret", "minSeverity"?}``; the secret is sealed and never returned."""
-        self.require(identity, namespace, write=True)
+        await self.require(identity, namespace, write=True)
         if not isinstance(body, Mapping):
             raise _malformed("the body must be an object")
         url = check_webhook_url(body.get("url"), self._settings)
@@ -303,12 +308,12 @@ class AlertService:
 
     async def list_webhooks(self, identity: Identity, namespace: str) -> list[dict[str, JSON]]:
         """The namespace's webhooks (URLs and secret fingerprints)."""
-        self.require(identity, namespace, write=False)
+        await self.require(identity, namespace, write=False)
         return [_webhook_json(w) for w in await self._store.list_webhooks(namespace)]
 
     async def delete_webhook(self, identity: Identity, namespace: str, webhook_id: str) -> None:
         """Remove a webhook."""
-        self.require(identity, namespace, write=True)
+        await self.require(identity, namespace, write=True)
         if not await self._store.delete_webhook(namespace, webhook_id):
             raise NotFoundError()
         self.dispatcher.forget()
@@ -318,7 +323,7 @@ class AlertService:
 
     async def put_rule(self, identity: Identity, namespace: str, rule_id: str, body: Any) -> dict[str, JSON]:
         """Create or replace a namespace rule (the body is a rule document; its id is the URL's)."""
-        self.require(identity, namespace, write=True)
+        await self.require(identity, namespace, write=True)
         if not isinstance(body, Mapping):
             raise _malformed("the body must be an object")
         rule = parse_rule({**body, "id": rule_id}, namespace)
@@ -331,13 +336,13 @@ class AlertService:
 
     async def list_rules(self, identity: Identity, namespace: str) -> dict[str, JSON]:
         """The platform rules (apply everywhere) and the namespace's own."""
-        self.require(identity, namespace, write=False)
+        await self.require(identity, namespace, write=False)
         own = [doc for _, doc in await self._store.list_alert_rules(namespace)]
         return {"platform": [r.to_json() for r in self.engine.platform_rules], "namespace": list(own)}
 
     async def delete_rule(self, identity: Identity, namespace: str, rule_id: str) -> None:
         """Remove a namespace rule."""
-        self.require(identity, namespace, write=True)
+        await self.require(identity, namespace, write=True)
         if not await self._store.delete_alert_rule(namespace, rule_id):
             raise NotFoundError()
         await self._pipeline.reload_rules()
@@ -346,13 +351,13 @@ class AlertService:
 
     async def list_alerts(self, identity: Identity, query: AlertQuery) -> list[dict[str, JSON]]:
         """Alerts of a namespace, newest first (buffered events are evaluated first)."""
-        self.require(identity, query.namespace, write=False)
+        await self.require(identity, query.namespace, write=False)
         await self._pipeline.flush()
         return [a.to_json() for a in await self._store.list_alerts(query)]
 
     async def list_dead_letters(self, identity: Identity, namespace: str, limit: int) -> list[dict[str, JSON]]:
         """Undeliverable alerts of a namespace's webhooks, newest first."""
-        self.require(identity, namespace, write=False)
+        await self.require(identity, namespace, write=False)
         return [
             {
                 "id": d.id,

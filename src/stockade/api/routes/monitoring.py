@@ -29,6 +29,7 @@ from stockade.api.problems import JsonResponse
 from stockade.errors import BadRequestError, ForbiddenError, UnauthenticatedError
 from stockade.observability.events import Severity
 from stockade.observability.metrics import CONTENT_TYPE_LATEST
+from stockade.security.authz import Permission
 from stockade.services import Credentials, Services
 from stockade.services.events import valid_type_filter
 from stockade.store import AlertQuery, EventQuery
@@ -38,12 +39,10 @@ __all__ = ["may_read_metrics", "routes"]
 MAX_LIMIT = 200
 
 
-def may_read_metrics(services: Services, credentials: Credentials) -> bool:
-    """Who may scrape /metrics besides the bearer token: the platform's administrative namespace.
-
-    Hook for roles (identity and access issue): grant this to a ``monitor`` permission instead.
-    """
-    return credentials.identity.namespace == services.settings.default_namespace
+async def may_read_metrics(services: Services, credentials: Credentials) -> bool:
+    """Who may scrape /metrics besides the bearer token: holders of MONITOR (owners, auditors) in
+    the platform's administrative namespace (the metrics cover every namespace)."""
+    return await services.access.allows(credentials.identity, services.settings.default_namespace, Permission.MONITOR)
 
 
 @endpoint
@@ -58,7 +57,7 @@ async def metrics(request: Request) -> Response:
             raise UnauthenticatedError()
     else:
         credentials = await authenticate(request)
-        if not may_read_metrics(services, credentials):
+        if not await may_read_metrics(services, credentials):
             raise ForbiddenError("Only the platform's administrative namespace may read metrics.")
     return Response(services.monitoring.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -94,7 +93,7 @@ async def list_events(request: Request) -> Response:
     """Security events of a namespace, newest first."""
     credentials, namespace = await _caller(request)
     services = services_of(request)
-    services.monitoring.alerts.require(credentials.identity, namespace, write=False)
+    await services.monitoring.alerts.require(credentials.identity, namespace, write=False)
     types = tuple(t for t in request.query_params.getlist("type") for t in t.split(",") if t)
     for raw in types:
         if not valid_type_filter(raw):
