@@ -110,8 +110,13 @@ class ValueContext:
 
     def aad(self) -> bytes:
         """Canonical bytes (length-prefixed parts, so no two contexts collide)."""
-        parts = [p.encode() for p in ("stockade-value-v1", self.namespace, self.collection, self.entity, self.name)]
-        return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+        return _aad(self.namespace, self.collection, self.entity, self.name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _aad(namespace: str, collection: str, entity: str, name: str) -> bytes:
+    parts = [p.encode() for p in ("stockade-value-v1", namespace, collection, entity, name)]
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
 
 
 @final
@@ -136,6 +141,14 @@ class SealedBox:
 
     @classmethod
     def from_json(cls, doc: Any) -> SealedBox:
+        """Parse the stored form (memoised on its text: boxes are re-read on every invoke); CryptoError when malformed."""
+        try:
+            return _parse_box(doc["alg"], doc["kid"], doc["nonce"], doc["ct"], doc["fp"])
+        except (KeyError, TypeError):
+            raise CryptoError("malformed encrypted value") from None
+
+    @classmethod
+    def _from_json(cls, doc: Any) -> SealedBox:
         """Parse the stored form; CryptoError when malformed."""
         try:
             if doc["alg"] != ALGORITHM:
@@ -147,6 +160,12 @@ class SealedBox:
             return cls(doc["kid"], nonce, ciphertext, doc["fp"])
         except (KeyError, TypeError, ValueError):
             raise CryptoError("malformed encrypted value") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_box(alg: str, kid: str, nonce: str, ct: str, fp: str) -> SealedBox:
+    # Invariant: only ciphertext metadata is cached here, never a plaintext.
+    return SealedBox._from_json({"alg": alg, "kid": kid, "nonce": nonce, "ct": ct, "fp": fp})
 
 
 def _fingerprint(data_key: DataKey, plaintext: bytes) -> str:

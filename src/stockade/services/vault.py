@@ -109,6 +109,9 @@ class ParameterVault:
         cached = self._keys.get((namespace, key_id))
         if cached is not None:
             return cached
+        return await self._load_key(namespace, key_id)
+
+    async def _load_key(self, namespace: str, key_id: str) -> DataKey:
         for record in await self._store.list_data_keys(namespace):
             if record.key_id == key_id:
                 key = self._unwrap(record)
@@ -201,7 +204,9 @@ class ParameterVault:
 
     async def reveal(self, params: Mapping[str, JSON]) -> dict[str, JSON]:
         """Parameters with every sealed value opened (for the run only; never stored)."""
-        return {k: await self.open(v) for k, v in params.items()}
+        if not any(isinstance(v, Sealed) for v in params.values()):
+            return dict(params)
+        return {k: await self.open(v) if isinstance(v, Sealed) else v for k, v in params.items()}
 
     async def reveal_values(self, values: KeyValues) -> KeyValues:
         """Key/values with sealed values opened."""
