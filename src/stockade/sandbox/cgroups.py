@@ -179,6 +179,10 @@ class SandboxCgroup:
         except FileNotFoundError:
             return []
 
+    def memory_peak_bytes(self) -> int:
+        """Peak memory use of the group (one file read: cheap enough for every run)."""
+        return int(_read(f"{self.dirs['memory']}/memory.max_usage_in_bytes"))
+
     def statistics(self) -> CgroupStatistics:
         """CPU time, memory peak, limit hits, OOM kills and current process count."""
         memory = self.dirs["memory"]

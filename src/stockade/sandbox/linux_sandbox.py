@@ -99,6 +99,7 @@ class LinuxSandbox:
         self._kill_task: asyncio.Future[None] | None = None
         self._released = False
         self._fully_released = False
+        self._expected_pids: set[int] = set()
 
     @property
     def sandbox_id(self) -> str:
@@ -172,8 +173,14 @@ class LinuxSandbox:
         members = self._group.pids() if self._group is not None else [self._pid, *_descendants(self._pid)]
         strays = []
         for host_pid in members:
+            # Invariant: the reaper and the runner live as long as the sandbox (either dying ends
+            # it), so once seen their host pids need no /proc lookup on later runs.
+            if host_pid in self._expected_pids:
+                continue
             inner = _ns_pid(host_pid)
-            if inner is not None and inner not in (_REAPER_NS_PID, _RUNNER_NS_PID):
+            if inner in (_REAPER_NS_PID, _RUNNER_NS_PID):
+                self._expected_pids.add(host_pid)
+            elif inner is not None:
                 strays.append(host_pid)
         return strays
 
@@ -188,7 +195,12 @@ class LinuxSandbox:
 
     def memory_peak_bytes(self) -> int | None:
         """Peak memory of the sandbox's cgroup (root mode), else None."""
-        return self.statistics().memory_peak_bytes
+        if self._group is None or self._released:
+            return None
+        try:
+            return self._group.memory_peak_bytes()
+        except OSError:
+            return None
 
     def wipe_tmp(self) -> bool:
         """Empty the sandbox's /tmp from the host (between runs, while the runner is idle).
