@@ -185,3 +185,17 @@ def test_non_object_bodies_reach_the_action_as_ow_body(api):
     assert r.status_code == 200
     r = api.client.post(f"{W}/echo.json", json={"__ow_body": "forged"})
     assert r.status_code == 400
+
+
+def test_web_actions_run_as_the_namespace_whatever_its_owners_are_called(api):
+    services = api.client.app.state.services
+    key = api.client.portal.call(services.namespaces.create, "team", "alice")
+    import base64
+
+    h = {"Authorization": "Basic " + base64.b64encode(key.token.encode()).decode()}
+    body = {"exec": {"kind": "python:3", "code": ECHO}, "annotations": [{"key": "web-export", "value": True}]}
+    assert api.client.put("/api/v1/namespaces/team/actions/echo", headers=h, json=body).status_code == 200
+    r = api.client.get("/api/v1/web/team/default/echo.json?x=1")
+    assert r.status_code == 200
+    assert r.json()["x"] == "1"
+    assert api.client.get("/api/v1/web/nosuchns/default/echo.json").status_code == 404
