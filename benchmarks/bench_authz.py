@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from common import free_port, stop, wait_http
+from common import free_port, stop, wait_auth, wait_http
 
 N = int(os.environ.get("BENCH_N", "1000"))
 CODE = "def main(args):\n    return {'ok': True}\n"
@@ -35,12 +35,7 @@ def start(enforce: bool, backend: str) -> tuple[subprocess.Popen, str, httpx.Cli
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/", proc)
-    for _ in range(200):
-        if (data / "wskprops").exists():
-            break
-        time.sleep(0.05)
-    props = dict(line.split("=", 1) for line in (data / "wskprops").read_text().splitlines() if "=" in line)
-    uuid, key = props["AUTH"].split(":", 1)
+    uuid, key = wait_auth(data).split(":", 1)
     client = httpx.Client(auth=(uuid, key), timeout=30)
     client.put(
         f"{url}/api/v1/namespaces/_/actions/b", json={"exec": {"kind": "python:3", "code": CODE}}

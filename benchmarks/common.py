@@ -70,12 +70,17 @@ def start_stockade(
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/", proc)
-    for _ in range(100):
+    return proc, url, wait_auth(data), data
+
+
+def wait_auth(data: Path) -> str:
+    """The AUTH a starting server writes to ``data/wskprops`` on first start."""
+    for _ in range(200):
         if (data / "wskprops").exists():
             break
         time.sleep(0.05)
     props = dict(line.split("=", 1) for line in (data / "wskprops").read_text().splitlines() if "=" in line)
-    return proc, url, props["AUTH"], data
+    return props["AUTH"]
 
 
 def start_baseline() -> tuple[subprocess.Popen, str]:
