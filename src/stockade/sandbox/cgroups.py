@@ -248,11 +248,17 @@ class CgroupManager:
             raise
         return group
 
-    def close(self) -> None:
-        """Remove this backend's parent groups (after every sandbox group is gone)."""
+    def close(self) -> bool:
+        """Remove this backend's parent groups (after every sandbox group is gone); False if some remain."""
+        done = True
         for parent in set(self._parents.values()):
-            with contextlib.suppress(OSError):
+            try:
                 os.rmdir(os.path.join(parent, self.token))
+            except FileNotFoundError:
+                pass
+            except OSError:
+                done = False
+        return done
 
 
 def join_files(procs_files: tuple[str, ...]) -> None:

@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_RUNTIMES_DIR", "BackendStatistics", "LinuxSandboxBackend", "
 
 DEFAULT_RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"
 _log = structlog.get_logger("stockade.sandbox")
+# How long close() retries removing cgroups that are still busy with a leaving process.
+_CGROUP_CLOSE_TIMEOUT_S = 2.0
 
 
 class SandboxStartError(InternalError):
@@ -106,6 +108,8 @@ class LinuxSandboxBackend:
         self._zygote: ZygoteClient | None = None
         self._zygote_lock = asyncio.Lock()
         self._live: set[LinuxSandbox] = set()
+        # Groups whose removal failed while a process was still leaving them; retried at close.
+        self._leaked_groups: list[cgroups.SandboxCgroup] = []
         self._ids = itertools.count()
         self._started = self._failed = self._killed = self._zygote_restarts = 0
         self._closed = False
@@ -355,6 +359,7 @@ class LinuxSandboxBackend:
     def _release(self, slot: int, group: cgroups.SandboxCgroup | None) -> None:
         if group is not None and not group.destroy():
             _log.warning("sandbox.cgroup_leaked", dirs=sorted(group.dirs.values()))
+            self._leaked_groups.append(group)
         self._free_slots.append(slot)
 
     def _on_released(self, sandbox: LinuxSandbox, slot: int) -> None:
@@ -382,4 +387,11 @@ class LinuxSandboxBackend:
                 await self._zygote.close()
                 self._zygote = None
         if self._cgroups is not None:
-            self._cgroups.close()
+            # A group can stay busy for a moment after its last process is reaped (the parked
+            # children leave with the zygote): retry briefly instead of leaving directories behind.
+            deadline = time.monotonic() + _CGROUP_CLOSE_TIMEOUT_S
+            while True:
+                self._leaked_groups = [group for group in self._leaked_groups if not group.destroy()]
+                if self._cgroups.close() or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.01)
