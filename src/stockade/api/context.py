@@ -19,6 +19,8 @@ from stockade.errors import (
     UnsupportedMediaTypeError,
 )
 from stockade.observability.events import EventType, SecurityEvent, Severity
+from stockade.security.sources import client_address as source_of
+from stockade.security.sources import parse_networks
 from stockade.services import Credentials, Services, SignedParts
 from stockade.signing import SCHEME as SIGNING_SCHEME
 
@@ -128,8 +130,14 @@ def report_refusal(request: Request, exc: PlatformError, *, action: str = "") ->
 
 
 def client_address(request: Request) -> str:
-    """The client's address, for brute-force limits and the audit log."""
-    return request.client.host if request.client is not None else ""
+    """The client's address, for lockouts, events and the audit log.
+
+    ``X-Forwarded-For`` counts only when the TCP peer is a proxy named in ``auth.trusted_proxies``
+    (none by default); anyone else's forwarded headers change nothing.
+    """
+    peer = request.client.host if request.client is not None else ""
+    trusted = parse_networks(services_of(request).settings.auth.trusted_proxies)
+    return source_of(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
 async def authenticate(request: Request) -> Credentials:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, final
+from typing import final
 
 import structlog
 
@@ -96,7 +96,7 @@ class AccessService:
         epoch: SecurityEpoch,
         audit: AuditLog,
         clock: Clock,
-        issue_key: Callable[[str, str], Any],
+        issue_key: Callable[..., Awaitable[ApiKey]],
         *,
         enforce: bool = True,
     ) -> None:
@@ -197,15 +197,18 @@ class AccessService:
             raise NotFoundError()
         self._epoch.changed()
 
-    async def issue_key(self, identity: Identity, namespace: str, subject: str, role: str | None) -> ApiKey:
-        """A new key for ``subject`` in ``namespace`` (granting ``role`` if given)."""
+    async def issue_key(
+        self, identity: Identity, namespace: str, subject: str, role: str | None, *, source: str = ""
+    ) -> ApiKey:
+        """A new key for ``subject`` in ``namespace`` (granting ``role`` if given); audited."""
         await self.require(identity, namespace, Permission.ROLES, f"{namespace}/keys")
         if role is not None:
             await self.grant(identity, namespace, subject, role)
-        elif await self._store.get_role(namespace, subject) is None:
-            raise BadRequestError(f"subject '{subject}' has no role in '{namespace}': give one with 'role'")
-        key: ApiKey = await self._issue_key(namespace, subject)
-        return key
+        else:
+            role = await self._store.get_role(namespace, subject)
+            if role is None:
+                raise BadRequestError(f"subject '{subject}' has no role in '{namespace}': give one with 'role'")
+        return await self._issue_key(namespace, subject, actor=identity.subject, role=role, source=source)
 
     async def list_keys(self, identity: Identity, namespace: str) -> list[dict[str, JSON]]:
         """Keys of a namespace (uuids and metadata only)."""

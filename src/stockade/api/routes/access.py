@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stockade.api.context import authenticate, endpoint, namespace_param, read_json, services_of
+from stockade.api.context import authenticate, client_address, endpoint, namespace_param, read_json, services_of
 from stockade.api.problems import JsonResponse
 from stockade.domain import as_mapping, lint_policy, parse_policy
 from stockade.domain.policy import POLICY_ANNOTATION
@@ -54,7 +54,9 @@ async def keys(request: Request) -> Response:
     subject, role = body.get("subject"), body.get("role")
     if not isinstance(subject, str) or (role is not None and not isinstance(role, str)):
         raise BadRequestError("The request content was malformed:\n'subject' (and 'role', if given) must be strings")
-    key = await services.access.issue_key(credentials.identity, namespace, subject, role)
+    key = await services.access.issue_key(
+        credentials.identity, namespace, subject, role, source=client_address(request)
+    )
     return JsonResponse({"uuid": key.uuid, "key": key.token, "subject": subject, "namespace": namespace})
 
 
