@@ -1,8 +1,7 @@
 """Repeated authentication failures from one source are slowed, then refused (429), and recorded."""
 
-import base64
-
 import asyncio
+import base64
 
 import pytest
 
@@ -25,7 +24,9 @@ async def _guard(path, clock, **kw):
 def test_guard_slows_then_locks_the_pair_then_forgives(tmp_path):
     async def scenario():
         clock = FrozenClock()
-        store, guard = await _guard(tmp_path / "db.sqlite", clock, slow_after=2, pair_lock_after=4, source_lock_after=50)
+        store, guard = await _guard(
+            tmp_path / "db.sqlite", clock, slow_after=2, pair_lock_after=4, source_lock_after=50
+        )
         delays = [await guard.failed("uuid-a", "1.2.3.4") for _ in range(3)]
         assert delays == [0.0, 0.0, 0.5]
         await guard.failed("uuid-a", "1.2.3.4")
@@ -43,7 +44,9 @@ def test_guard_slows_then_locks_the_pair_then_forgives(tmp_path):
 def test_guard_locks_a_source_trying_many_subjects(tmp_path):
     async def scenario():
         clock = FrozenClock()
-        store, guard = await _guard(tmp_path / "db.sqlite", clock, slow_after=100, pair_lock_after=5, source_lock_after=8)
+        store, guard = await _guard(
+            tmp_path / "db.sqlite", clock, slow_after=100, pair_lock_after=5, source_lock_after=8
+        )
         for i in range(8):
             await guard.failed(f"uuid-{i}", "1.2.3.4")
         with pytest.raises(ThrottledError):

@@ -145,6 +145,10 @@ async def authenticate(request: Request) -> Credentials:
 
     The identity is kept on the request for the audit middleware.
     """
+    state = request.scope.setdefault("state", {})
+    known: Credentials | None = state.get("credentials")
+    if known is not None:
+        return known  # authenticated once per request (by the route gate), never twice
     authorization = request.headers.get("authorization")
     signed = None
     if authorization and authorization.startswith(SIGNING_SCHEME):
@@ -154,7 +158,8 @@ async def authenticate(request: Request) -> Credentials:
     credentials = await services_of(request).auth.authenticate(
         authorization, source=client_address(request), signed=signed
     )
-    request.scope.setdefault("state", {})["identity"] = credentials.identity
+    state["identity"] = credentials.identity
+    state["credentials"] = credentials
     return credentials
 
 

@@ -30,7 +30,7 @@ from stockade.services.packages import PackageService
 from stockade.services.quotas import RetryLaterError
 from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
-from stockade.services.scans import DeployGate, ScanPolicy
+from stockade.services.scans import AuditLogHook, DeployGate, ScanPolicy
 from stockade.services.secrets import SecretBackend, SecretService, StoreSecretBackend
 from stockade.services.throttle import Throttle
 from stockade.services.triggers import TriggerService
@@ -179,7 +179,7 @@ def build_services(
         fires_per_minute=limits.fires_per_minute,
         overrides=limit_overrides.get,
     )
-    secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access)
+    secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access, audit=audit)
     invoke = InvokeService(
         catalog,
         runner,
@@ -193,7 +193,16 @@ def build_services(
         monitor=monitoring.activations,
         tracer=tracer,
     )
-    gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace, events=monitoring.gate)
+    gate = DeployGate(
+        store,
+        clock,
+        settings.scan,
+        admin_namespace=settings.default_namespace,
+        events=monitoring.gate,
+        access=access,
+        audit=AuditLogHook(audit),
+        audit_log=audit,
+    )
     return Services(
         settings=settings,
         store=store,

@@ -132,8 +132,14 @@ class AccessService:
             return None
         return (await self._lookup(identity.subject, namespace)).role
 
-    async def allows(self, identity: Identity, namespace: str, permission: Permission, *, fqn: str = "") -> bool:
-        """Whether the caller may use ``permission`` in ``namespace`` (on action ``fqn`` for INVOKE)."""
+    async def allows(
+        self, identity: Identity, namespace: str, permission: Permission, *, fqn: str = "", coarse: bool = False
+    ) -> bool:
+        """Whether the caller may use ``permission`` in ``namespace`` (on action ``fqn`` for INVOKE).
+
+        ``coarse`` (the route gate): a scoped caller's INVOKE is not matched against an action yet;
+        the invoke use case checks the exact action once it is resolved.
+        """
         if not self._enforce:
             return True
         if identity.kind == "owner":
@@ -143,7 +149,11 @@ class AccessService:
             # Scoped callers (action tokens, JWTs) only invoke what their scope names.
             if namespace != identity.namespace or permission not in (Permission.READ, Permission.INVOKE):
                 return False
-            if permission is Permission.INVOKE and not any(_scope_matches(s, fqn) for s in identity.scope):
+            if (
+                permission is Permission.INVOKE
+                and not coarse
+                and not any(_scope_matches(s, fqn) for s in identity.scope)
+            ):
                 return False
             if identity.kind == "action_token":
                 return True

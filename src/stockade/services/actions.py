@@ -228,6 +228,8 @@ class ActionService:
             parse_tags(action.annotation(TAGS_ANNOTATION))
         if action.annotation(SECRETS_ANNOTATION) is not None:
             await self._secrets.check_refs(path.namespace, action.annotation(SECRETS_ANNOTATION))
+            # Whoever writes code that receives secrets uses them: SECRETS, whoever wired them first.
+            await self._secrets.authorize_wiring(identity, action)
         if action.annotation(POLICY_ANNOTATION) is not None:
             self._check_policy(action)
         # Sequences' `_actions` is a system parameter listing components, not a secret.
@@ -240,6 +242,8 @@ class ActionService:
         written = await self._write(replace(action, parameters=sealed), existing)
         if gated is not None and self._gate is not None:
             await self._gate.record(written, gated)
+        if written.annotation(SECRETS_ANNOTATION) is not None:
+            self._secrets.wired(identity, written)
         return written
 
     def _check_policy(self, action: Action) -> None:
