@@ -72,9 +72,12 @@ def test_platform_owner_changes_are_audited(roles):
     assert r.status_code == 200, r.text
     assert roles.post(ADV, json={"advisories": [ADVISORY]}).status_code == 200
     changed = [e for e in audit_entries(roles, "other") if e["action"] == "scanpolicy.changed"]
-    assert changed and changed[0]["actor"] == "guest" and changed[0]["details"]["block"] == ["critical"]
+    assert changed
+    assert changed[0]["actor"] == "guest"
+    assert changed[0]["details"]["block"] == ["critical"]
     imported = [e for e in audit_entries(roles, "") if e["action"] == "advisories.imported"]
-    assert imported and imported[0]["details"]["created"] == ["GHSA-test-authz"]
+    assert imported
+    assert imported[0]["details"]["created"] == ["GHSA-test-authz"]
 
 
 def test_developer_cannot_wire_a_secret_into_an_action(roles):
@@ -89,12 +92,15 @@ def test_developer_cannot_wire_a_secret_into_an_action(roles):
     assert r.json()["error"] == "The supplied authentication is not authorized to access 'guest/secrets'."
     assert roles.get(f"{NS}/guest/actions/leak").status_code == 404
     refused = [e for e in audit_entries(roles, "guest") if e["action"] == "secret.wiring_refused"]
-    assert refused and refused[0]["actor"] == "developer-user" and refused[0]["details"] == {"secrets": ["db"]}
+    assert refused
+    assert refused[0]["actor"] == "developer-user"
+    assert refused[0]["details"] == {"secrets": ["db"]}
     # The deployer (SECRETS) may wire it; the wiring is audited.
     dep = basic(roles.role_keys["deployer"])
     assert roles.client.put(f"{NS}/guest/actions/leak", headers=dep, json=body).status_code == 200
     wired = [e for e in audit_entries(roles, "guest") if e["action"] == "secret.wired"]
-    assert wired and wired[0]["actor"] == "deployer-user"
+    assert wired
+    assert wired[0]["actor"] == "deployer-user"
     # A developer may not replace the code of an action that already receives the secret.
     steal = {"exec": {"kind": "python:3", "code": USES_SECRET + "# v2\n"}}
     r = roles.client.put(f"{NS}/guest/actions/leak?overwrite=true", headers=dev, json=steal)
@@ -172,4 +178,5 @@ def test_unknown_key_uuids_cost_the_same_store_work_as_known_ones(api):
         attempt(str(uuid.uuid4()))
     # No read per uuid for either (at most one reload of the whole index when the epoch moved).
     assert known_reads <= 1
-    assert len(reads) <= 1 and "get_key" not in reads
+    assert len(reads) <= 1
+    assert "get_key" not in reads

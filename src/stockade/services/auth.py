@@ -191,12 +191,7 @@ class Authenticator:
         record = await self._record(presented.subject)
         matches = secret_matches(presented.secret, record.key_hash if record is not None else _DUMMY_HASH)
         if record is None or record.revoked is not None or not matches:
-            raise await self._fail(
-                source,
-                "invalid key",
-                presented.subject if record is not None else "",
-                record.namespace if record is not None else "",
-            )
+            raise await self._fail(source, "invalid key", presented.subject, record.namespace if record else "")
         return Credentials(Identity(record.subject, record.namespace, record.uuid))
 
     async def _action_token(self, presented: Presented, source: str) -> Credentials:
@@ -260,7 +255,7 @@ class Authenticator:
         record = await self._record(presented.subject)
         key = await self._signing_key(record) if record is not None and record.revoked is None else None
         if record is None or key is None:
-            raise await self._fail(source, "unknown signing key")
+            raise await self._fail(source, "unknown signing key", presented.subject)
         expected = sign_request(
             key, signed.method, signed.path, signed.query, signed.body, fields["Timestamp"], fields["Nonce"]
         )
