@@ -46,7 +46,7 @@ class NamespaceService:
         # index (the local one now, the others through the security epoch).
         self._on_key_issued = on_key_issued
 
-    async def create(self, name: str, subject: str | None = None) -> ApiKey:
+    async def create(self, name: str, subject: str | None = None, *, actor: str = "platform") -> ApiKey:
         """Create a namespace whose owner is ``subject`` (default: the namespace name), with one key."""
         validate_namespace(name)
         now = self._clock.now_ms()
@@ -54,8 +54,8 @@ class NamespaceService:
         await self._store.create_namespace(Namespace(name, str(uuid.uuid4()), now))
         await self._store.put_role(RoleBinding(name, owner, "owner", "platform", now))
         if self._audit is not None:
-            self._audit.record(AuditEvent(name, "platform", "namespace.created", name, "ok", details={"owner": owner}))
-        return await self.issue_key(name, owner, role="owner")
+            self._audit.record(AuditEvent(name, actor, "namespace.created", name, "ok", details={"owner": owner}))
+        return await self.issue_key(name, owner, actor=actor, role="owner")
 
     async def issue_key(
         self, namespace: str, subject: str, *, actor: str = "platform", role: str = "", source: str = ""
