@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stockade.api.problems import JsonResponse, error_response
-from stockade.domain import JSON, EntityPath, Identity, validate_entity_name, validate_namespace
+from stockade.config import Settings
+from stockade.domain import JSON, Clock, EntityPath, Identity, validate_entity_name, validate_namespace
 from stockade.errors import (
     BadRequestError,
     MalformedRequestError,
@@ -21,11 +22,31 @@ from stockade.errors import (
 from stockade.observability.events import EventType, SecurityEvent, Severity
 from stockade.security.sources import client_address as source_of
 from stockade.security.sources import parse_networks
-from stockade.services import Credentials, Services, SignedParts
+from stockade.services import (
+    AccessService,
+    ActionService,
+    ActivationService,
+    ApiService,
+    AuditLog,
+    Authenticator,
+    Catalog,
+    Credentials,
+    DeployGate,
+    InvokeService,
+    Monitoring,
+    PackageService,
+    RuleService,
+    SecretService,
+    Services,
+    SignedParts,
+    Throttle,
+    TriggerService,
+)
 from stockade.signing import SCHEME as SIGNING_SCHEME
 
 __all__ = [
     "Listing",
+    "RouteServices",
     "authenticate",
     "client_address",
     "collection_listing",
@@ -55,7 +76,7 @@ class Listing(Protocol):
         """The collection's size."""
 
 
-def collection_listing(collection: str, pick: Callable[[Services], Listing], summary: str) -> Handler:
+def collection_listing(collection: str, pick: Callable[[RouteServices], Listing], summary: str) -> Handler:
     """The GET handler of a collection: paging, ``count=true``, OpenWhisk errors."""
 
     async def handler(request: Request) -> Response:
@@ -72,8 +93,48 @@ def collection_listing(collection: str, pick: Callable[[Services], Listing], sum
     return endpoint(handler)
 
 
-def services_of(request: Request) -> Services:
-    """The wired services."""
+class RouteServices(Protocol):
+    """What HTTP routes may use: the use cases. Not the store, the vault, key rotation, the
+    recorder or the epoch: a route reaches data only through a use case that checks access."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def auth(self) -> Authenticator: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def actions(self) -> ActionService: ...
+    @property
+    def packages(self) -> PackageService: ...
+    @property
+    def triggers(self) -> TriggerService: ...
+    @property
+    def rules(self) -> RuleService: ...
+    @property
+    def invoke(self) -> InvokeService: ...
+    @property
+    def activations(self) -> ActivationService: ...
+    @property
+    def throttle(self) -> Throttle: ...
+    @property
+    def access(self) -> AccessService: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def secrets(self) -> SecretService: ...
+    @property
+    def scans(self) -> DeployGate: ...
+    @property
+    def monitoring(self) -> Monitoring: ...
+    @property
+    def apis(self) -> ApiService: ...
+
+
+def services_of(request: Request) -> RouteServices:
+    """The use cases routes may call (``RouteServices``; mypy keeps routes to it)."""
     services: Services = request.app.state.services
     return services
 

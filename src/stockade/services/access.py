@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import final
+from typing import Protocol, final
 
 import structlog
 
@@ -20,9 +20,9 @@ from stockade.errors import BadRequestError, ConflictError, ForbiddenError, NotF
 from stockade.security import ApiKey
 from stockade.security.authz import ROLES, Permission, Role, RoleMatrix
 from stockade.services.audit import AuditEvent, AuditLog
-from stockade.store import RoleBinding, Store
+from stockade.store import AccessStore, KeyRecord, RoleBinding
 
-__all__ = ["AccessService", "SecurityEpoch", "forbidden"]
+__all__ = ["AccessService", "RoleStore", "SecurityEpoch", "forbidden"]
 
 log = structlog.get_logger("stockade.access")
 
@@ -36,7 +36,7 @@ def forbidden(*paths: str) -> ForbiddenError:
 class SecurityEpoch:
     """Watches the store's security epoch and tells listeners when it moves."""
 
-    def __init__(self, store: Store, *, interval_s: float = 0.25) -> None:
+    def __init__(self, store: AccessStore, *, interval_s: float = 0.25) -> None:
         self._store = store
         self._interval_s = interval_s
         self._listeners: list[Callable[[], None]] = []
@@ -79,6 +79,16 @@ class SecurityEpoch:
                 await self._task
 
 
+class RoleStore(AccessStore, Protocol):
+    """What access control reads and writes: roles, protection, key listings and revocation."""
+
+    async def get_key(self, uuid: str) -> KeyRecord | None:
+        """A key's record."""
+
+    async def revoke_key(self, uuid: str, when_ms: int) -> bool:
+        """Revoke a key."""
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class _Cached:
@@ -91,7 +101,7 @@ class AccessService:
 
     def __init__(
         self,
-        store: Store,
+        store: RoleStore,
         matrix: RoleMatrix,
         epoch: SecurityEpoch,
         audit: AuditLog,

@@ -440,6 +440,11 @@ class DeployGate:
 
     # Advisories and monitoring.
 
+    async def advisory_count(self, identity: Identity) -> int:
+        """How many advisories are stored (platform administrators only)."""
+        await self._require_admin(identity)
+        return await self._store.count_advisories()
+
     async def import_advisories(self, identity: Identity, docs: Any, *, source: str = "") -> dict[str, JSON]:
         """Store a batch of OSV documents and rescan deployed actions against the new ones. Audited."""
         await self._require_admin(identity)

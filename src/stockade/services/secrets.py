@@ -20,8 +20,7 @@ from stockade.security.authz import Permission
 from stockade.services.access import AccessService, forbidden
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.vault import ParameterVault
-from stockade.store import Store
-from stockade.store.keymaterial import SecretAccess, SecretRecord
+from stockade.store.keymaterial import KeyMaterialStore, SecretAccess, SecretRecord
 
 __all__ = ["SECRETS_ANNOTATION", "SecretBackend", "SecretService", "StoreSecretBackend", "parse_secret_refs"]
 
@@ -70,7 +69,7 @@ class SecretBackend(Protocol):
 class StoreSecretBackend:
     """Secrets sealed with the namespace data key, in the platform's own store."""
 
-    def __init__(self, store: Store, vault: ParameterVault, clock: Clock) -> None:
+    def __init__(self, store: KeyMaterialStore, vault: ParameterVault, clock: Clock) -> None:
         self._store = store
         self._vault = vault
         self._clock = clock
@@ -138,7 +137,7 @@ class SecretService:
 
     def __init__(
         self,
-        store: Store,
+        store: KeyMaterialStore,
         backend: SecretBackend,
         clock: Clock,
         access: AccessService,

@@ -70,7 +70,7 @@ async def advisories(request: Request) -> Response:
     credentials = await authenticate(request)
     services = services_of(request)
     if request.method == "GET":
-        return JsonResponse({"advisories": await services.store.count_advisories()})
+        return JsonResponse({"advisories": await services.scans.advisory_count(credentials.identity)})
     body = as_mapping(await read_json(request, limit_bytes=services.settings.api.max_body_bytes), "body")
     return JsonResponse(
         await services.scans.import_advisories(
