@@ -180,3 +180,38 @@ def test_unknown_key_uuids_cost_the_same_store_work_as_known_ones(api):
     assert known_reads <= 1
     assert len(reads) <= 1
     assert "get_key" not in reads
+
+
+SHELL_PY = """\
+import subprocess
+
+
+def main(args):
+    return {"out": subprocess.check_output(f"echo {args['s']}", shell=True).decode()}
+"""
+
+
+def test_accept_risk_is_audited_with_reason_subject_and_findings(api):
+    body = {"exec": {"kind": "python:3", "code": SHELL_PY}}
+    assert api.put(f"{NS}/guest/actions/risky", json=body).status_code != 200  # blocked without a reason
+    r = api.put(f"{NS}/guest/actions/risky?acceptRisk=input%20is%20validated%20upstream", json=body)
+    assert r.status_code == 200, r.text
+    [entry] = [e for e in audit_entries(api, "guest") if e["action"] == "deploy.risk_accepted"]
+    assert entry["actor"] == "guest"
+    assert entry["details"]["reason"] == "input is validated upstream"
+    assert entry["details"]["findings"]
+    assert all(":" in f for f in entry["details"]["findings"])  # "rule file:line" of each finding
+    verdict = api.get(f"{NS}/guest/audit/verify").json()
+    assert verdict["ok"] is True
+
+
+def test_rest_key_creation_is_audited_without_the_secret(api):
+    r = api.post(f"{NS}/guest/keys", json={"subject": "ci", "role": "deployer"})
+    assert r.status_code == 200
+    key = r.json()["key"]
+    [entry] = [
+        e for e in audit_entries(api, "guest") if e["action"] == "key.created" and e["details"]["subject"] == "ci"
+    ]
+    assert entry["details"] == {"uuid": key.split(":")[0], "subject": "ci", "role": "deployer"}
+    assert entry["actor"] == "guest"
+    assert key.split(":")[1] not in str(audit_entries(api, "guest"))

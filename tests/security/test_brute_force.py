@@ -98,3 +98,19 @@ def test_api_locks_out_a_guessing_client(api_factory, make_settings):
     failures = [e for e in entries if e.entry["action"] == "auth.failed"]
     assert len(failures) == 5
     assert failures[0].entry["actor"] == uuid
+
+
+def test_old_counters_are_pruned(tmp_path):
+    async def scenario():
+        clock = FrozenClock()
+        store, guard = await _guard(tmp_path / "db.sqlite", clock, slow_after=100, pair_lock_after=50)
+        for i in range(10):
+            await guard.failed("uuid", f"192.0.2.{i}")
+        clock.advance(400_000)  # past the window and any lockout
+        await guard.failed("uuid", "198.51.100.1")
+        # Only the new failure's two rows (its pair and its source) are left.
+        row = await store._db.fetchone("SELECT COUNT(*) FROM login_failures")
+        assert row[0] == 2
+        await store.close()
+
+    _run(scenario())

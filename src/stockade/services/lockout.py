@@ -23,6 +23,7 @@ log = structlog.get_logger("stockade.lockout")
 LOCKED_MESSAGE = "Too many failed authentication attempts from this address; try again later."
 _MAX_SUBJECT = 128
 _MAX_DELAY_S = 5.0
+_PRUNE_EVERY_MS = 60_000
 
 
 def source_scope(source: str) -> str:
@@ -61,6 +62,7 @@ class LoginGuard:
         self._locks: dict[str, int] = {}
         self._loaded_ms: int | None = None
         self._refreshing = False
+        self._pruned_ms = 0
 
     async def _refresh(self, now_ms: int) -> None:
         if self._refreshing:
@@ -111,6 +113,10 @@ class LoginGuard:
                 await self._store.lock_login(scope, until)
                 self._locks[scope] = until
                 log.warning("auth.locked_out", scope=scope.split(":", 1)[0], source=source, failures=count)
+        if now_ms - self._pruned_ms >= _PRUNE_EVERY_MS:
+            # Many sources each leave a row: forget those whose window and lockout are over.
+            self._pruned_ms = now_ms
+            await self.prune()
         if self._locked(pair, now_ms) or self._locked(origin, now_ms):
             return 0.0
         return min(_MAX_DELAY_S, 0.5 * max(0, pair_count - self._slow_after))
