@@ -18,7 +18,7 @@ from typing import Final, Protocol, final
 
 import structlog
 
-from stockade.domain import Clock, Identity
+from stockade.domain import JSON, Clock, Identity
 from stockade.errors import ThrottledError, UnauthenticatedError
 from stockade.observability.events import EventSink, EventType, NullEventSink, SecurityEvent, Severity
 from stockade.security import SealedBox, ValueContext, open_value
@@ -108,8 +108,10 @@ class Authenticator:
         self._audit = audit
         self.guard = guard or LoginGuard(store, clock)
         self._ttl_s = cache_ttl_s
-        # Every key record by uuid: a lookup costs the same whether or not the uuid exists.
+        # Every key record and sealed signing key by uuid: a lookup costs the same whether or
+        # not the uuid exists.
         self._index: dict[str, KeyRecord] | None = None
+        self._sealed_signing: dict[str, dict[str, JSON]] = {}
         self._loaded_at = 0.0
         self._reload = asyncio.Lock()
         self._signing_keys: dict[str, bytes] = {}
@@ -134,6 +136,8 @@ class Authenticator:
             if index is None or self._clock.monotonic() - self._loaded_at >= self._ttl_s:
                 started = self._clock.monotonic()
                 index = {k.uuid: k for k in await self._store.list_keys()}
+                self._sealed_signing = await self._store.list_key_hmacs()
+                self._signing_keys.clear()
                 self._index, self._loaded_at = index, started
             return index
 
@@ -225,14 +229,15 @@ class Authenticator:
         )
         return Credentials(identity)
 
-    async def _signing_key(self, record: KeyRecord) -> bytes | None:
+    async def _signing_key(self, record: KeyRecord | None) -> bytes | None:
+        """The request-signing key of a known key, from the in-memory index (no store read)."""
+        if record is None:
+            return None
         cached = self._signing_keys.get(record.uuid)
         if cached is not None:
             return cached
-        if self._vault is None:
-            return None
-        sealed = await self._store.get_key_hmac(record.uuid)
-        if sealed is None:
+        sealed = self._sealed_signing.get(record.uuid)
+        if sealed is None or self._vault is None:
             return None
         box = SealedBox.from_json(sealed)
         data_key = await self._vault.data_key(record.namespace, box.key_id)
@@ -253,8 +258,8 @@ class Authenticator:
         if abs(now_s - timestamp) > SIGNATURE_WINDOW_S:
             raise await self._fail(source, "signature timestamp outside the allowed window", presented.subject)
         record = await self._record(presented.subject)
-        key = await self._signing_key(record) if record is not None and record.revoked is None else None
-        if record is None or key is None:
+        key = await self._signing_key(record)
+        if record is None or record.revoked is not None or key is None:
             raise await self._fail(source, "unknown signing key", presented.subject)
         expected = sign_request(
             key, signed.method, signed.path, signed.query, signed.body, fields["Timestamp"], fields["Nonce"]
