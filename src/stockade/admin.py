@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ from stockade.domain import SystemClock
 from stockade.errors import PlatformError
 from stockade.observability import configure_logging
 from stockade.security.authz import ROLES
-from stockade.services import Services, build_services
+from stockade.services import AuditEvent, Services, build_services
 from stockade.store import RoleBinding
 
 __all__ = ["main"]
@@ -83,15 +84,36 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, env)
 
 
+def operator() -> str:
+    """Who runs the command, as the audit log names them."""
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "operator"
+
+
+def _audit(services: Services, chain: str, action: str, resource: str, details: dict[str, object]) -> None:
+    """One entry per operator change, in the chain of the namespace it touched ("" = platform)."""
+    services.audit.record(AuditEvent(chain, operator(), action, resource, "ok", "host", dict(details)))
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> str:
     store = default_store(settings)
     await store.open()
+    services: Services | None = None
     try:
         services = build_services(settings, store, _NoRunner(), SystemClock())
         await services.vault.verify()
         if args.command == "rotate-master-key":
             report = await services.rotation.rotate_master_key(settings.master_key_path)
             retired = ", ".join(report.retired) or "none yet (rerun to finish)"
+            _audit(
+                services,
+                "",
+                "admin.rotate_master_key",
+                "master-key",
+                {"newKeyId": report.new_key_id, "rewrapped": report.rewritten, "retired": list(report.retired)},
+            )
             return f"ok: master key {report.new_key_id}; rewrapped {report.rewritten} data keys; retired {retired}"
         if args.command in ("limits-set", "limits-reset"):
             return await _limits_command(args, services)
@@ -101,8 +123,17 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
             raise PlatformError(f"namespace {args.namespace!r} does not exist")
         report = await services.rotation.rotate_data_key(args.namespace)
         retired = ", ".join(report.retired) or "none"
+        _audit(
+            services,
+            args.namespace,
+            "admin.rotate_data_key",
+            f"{args.namespace}/data-key",
+            {"newKeyId": report.new_key_id, "reencrypted": report.rewritten, "retired": list(report.retired)},
+        )
         return f"ok: data key {report.new_key_id}; re-encrypted {report.rewritten} values; retired {retired}"
     finally:
+        if services is not None:
+            await services.audit.close()
         await store.close()
 
 
@@ -110,6 +141,7 @@ async def _limits_command(args: argparse.Namespace, services: Services) -> str:
     """Per-namespace throttles; every API process picks the change up within one epoch poll."""
     if args.command == "limits-reset":
         removed = await services.limits.reset(args.namespace)
+        _audit(services, args.namespace, "admin.limits_reset", f"{args.namespace}/limits", {"hadOverrides": removed})
         return f"ok: {args.namespace} uses the default throttles" + ("" if removed else " (it had no overrides)")
     if args.invocations_per_minute is None and args.concurrent_invocations is None and args.fires_per_minute is None:
         raise PlatformError(
@@ -120,6 +152,18 @@ async def _limits_command(args: argparse.Namespace, services: Services) -> str:
         invocations_per_minute=args.invocations_per_minute,
         concurrent_invocations=args.concurrent_invocations,
         fires_per_minute=args.fires_per_minute,
+    )
+
+    _audit(
+        services,
+        args.namespace,
+        "admin.limits_set",
+        f"{args.namespace}/limits",
+        {
+            "invocationsPerMinute": limits.invocations_per_minute,
+            "concurrentInvocations": limits.concurrent_invocations,
+            "firesPerMinute": limits.fires_per_minute,
+        },
     )
 
     def shown(value: int | None) -> str:
@@ -135,18 +179,31 @@ async def _limits_command(args: argparse.Namespace, services: Services) -> str:
 async def _access_command(args: argparse.Namespace, services: Services) -> str:
     """Namespaces, keys and audit chains, done as the platform operator."""
     store, clock = services.store, services.clock
+    actor = operator()
     try:
         if args.command == "namespace-create":
-            key = await services.namespaces.create(args.namespace, args.owner)
+            key = await services.namespaces.create(args.namespace, args.owner, actor=actor)
             return f"ok: created namespace {args.namespace}\nAUTH={key.token}"
         if args.command == "key-create":
             if await store.get_namespace(args.namespace) is None:
                 raise PlatformError(f"namespace {args.namespace!r} does not exist")
-            if args.role:
-                await store.put_role(RoleBinding(args.namespace, args.subject, args.role, "admin", clock.now_ms()))
-            elif await store.get_role(args.namespace, args.subject) is None:
-                raise PlatformError(f"subject {args.subject!r} has no role in {args.namespace!r}: pass --role")
-            key = await services.namespaces.issue_key(args.namespace, args.subject)
+            role = args.role
+            if role:
+                await store.put_role(RoleBinding(args.namespace, args.subject, role, "admin", clock.now_ms()))
+                _audit(
+                    services,
+                    args.namespace,
+                    "admin.role_granted",
+                    f"{args.namespace}/roles/{args.subject}",
+                    {"subject": args.subject, "role": role},
+                )
+            else:
+                role = await store.get_role(args.namespace, args.subject)
+                if role is None:
+                    raise PlatformError(f"subject {args.subject!r} has no role in {args.namespace!r}: pass --role")
+            key = await services.namespaces.issue_key(
+                args.namespace, args.subject, actor=actor, role=role, source="host"
+            )
             return f"ok: key {key.uuid} for {args.subject} in {args.namespace}\nAUTH={key.token}"
         if args.command == "key-list":
             rows = [
@@ -155,15 +212,33 @@ async def _access_command(args: argparse.Namespace, services: Services) -> str:
             ]
             return "\n".join(rows) or "(no keys)"
         if args.command == "key-revoke":
-            if not await store.revoke_key(args.uuid, clock.now_ms()):
+            record = await store.get_key(args.uuid)
+            if not await store.revoke_key(args.uuid, clock.now_ms()) or record is None:
                 raise PlatformError(f"no active key {args.uuid}")
+            _audit(
+                services,
+                record.namespace,
+                "admin.key_revoked",
+                f"{record.namespace}/keys/{record.uuid}",
+                {"uuid": record.uuid, "subject": record.subject},
+            )
             return f"ok: revoked {args.uuid}"
         if args.command == "key-rotate":
             old = await store.get_key(args.uuid)
             if old is None or old.revoked is not None:
                 raise PlatformError(f"no active key {args.uuid}")
-            key = await services.namespaces.issue_key(old.namespace, old.subject)
+            role = await store.get_role(old.namespace, old.subject)
+            key = await services.namespaces.issue_key(
+                old.namespace, old.subject, actor=actor, role=role or "", source="host"
+            )
             await store.revoke_key(old.uuid, clock.now_ms())
+            _audit(
+                services,
+                old.namespace,
+                "admin.key_rotated",
+                f"{old.namespace}/keys/{old.uuid}",
+                {"revoked": old.uuid, "issued": key.uuid, "subject": old.subject},
+            )
             return f"ok: {old.uuid} revoked; new key {key.uuid}\nAUTH={key.token}"
         if args.command == "audit-verify":
             verdict = await services.audit.verify(args.namespace)

@@ -8,6 +8,7 @@ the result is passed down. Defaults are the secure ones; opt-outs are named ``al
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -117,11 +118,23 @@ class AuthSettings:
 
     # A JSON file of trusted JWT issuers (see security/jwt_auth.py); none when empty.
     jwt_issuers_file: str = ""
-    # Failed logins from one address: slowed after this many within a minute...
+    # Failed logins of one (subject, address) pair within failure_window_s: slowed after this many...
     slow_after_failures: int = 5
-    # ...and refused for lockout_s after this many.
+    # ...and that pair refused for lockout_s after this many (other addresses keep working).
     lockout_after_failures: int = 20
+    # Failed logins from one address, whatever the subject, before the address is refused.
+    source_lockout_after_failures: int = 100
+    failure_window_s: int = 60
     lockout_s: int = 300
+    # Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed;
+    # empty (the default): the client address is always the TCP peer.
+    trusted_proxies: str = ""
+
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The parsed ``trusted_proxies`` (ValueError for a malformed entry)."""
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
+        )
 
 
 @final
@@ -221,6 +234,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "invoker": InvokerSettings,
     "security": SecuritySettings,
+    "auth": AuthSettings,
     "scan": ScanSettings,
     "observability": ObservabilitySettings,
 }
@@ -310,5 +324,14 @@ def _validate(settings: Settings) -> None:
                 raise SettingsError(f"scan.{name}: unknown severity {item.strip()!r} (use {', '.join(_SEVERITIES)})")
     if settings.invoker.max_sandboxes < 1:
         raise SettingsError("invoker.max_sandboxes must be at least 1")
+    auth = settings.auth
+    if min(auth.lockout_after_failures, auth.source_lockout_after_failures, auth.failure_window_s, auth.lockout_s) < 1:
+        raise SettingsError("auth lockout thresholds, failure_window_s and lockout_s must be at least 1")
+    if auth.slow_after_failures < 0:
+        raise SettingsError("auth.slow_after_failures must not be negative")
+    try:
+        auth.trusted_proxy_networks()
+    except ValueError as exc:
+        raise SettingsError(f"auth.trusted_proxies: {exc}") from None
     if settings.observability.webhook_max_attempts < 1 or settings.observability.events_per_minute < 1:
         raise SettingsError("observability.webhook_max_attempts and events_per_minute must be at least 1")

@@ -230,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         lifespan="on",
         server_header=False,
+        # Forwarded headers are believed only from auth.trusted_proxies, by the app itself
+        # (uvicorn's default trusts X-Forwarded-For from any local peer).
+        proxy_headers=False,
+        forwarded_allow_ips="",
         ssl_certfile=settings.api.tls_cert_file or None,
         ssl_keyfile=settings.api.tls_key_file or None,
     )

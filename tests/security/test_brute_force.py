@@ -1,21 +1,83 @@
 """Repeated authentication failures from one source are slowed, then refused (429), and recorded."""
 
+import asyncio
 import base64
 
-from stockade.services.auth import FailureLimiter
+import pytest
+
+from stockade.errors import ThrottledError
+from stockade.services.lockout import LoginGuard
+from stockade.store import open_sqlite_store
 from stockade.testing import FrozenClock
 
 
-def test_limiter_slows_then_locks_then_forgives():
-    clock = FrozenClock()
-    limiter = FailureLimiter(clock, window_s=60, slow_after=2, lock_after=4, lock_s=300)
-    delays = [limiter.failed("1.2.3.4") for _ in range(3)]
-    assert delays == [0.0, 0.0, 0.5]
-    limiter.failed("1.2.3.4")
-    assert limiter.is_locked("1.2.3.4")
-    assert not limiter.is_locked("5.6.7.8")
-    clock.advance(301_000)
-    assert not limiter.is_locked("1.2.3.4")
+def _run(coro):
+    return asyncio.run(coro)
+
+
+async def _guard(path, clock, **kw):
+    store = open_sqlite_store(path)
+    await store.open()
+    return store, LoginGuard(store, clock, refresh_s=0, **kw)
+
+
+def test_guard_slows_then_locks_the_pair_then_forgives(tmp_path):
+    async def scenario():
+        clock = FrozenClock()
+        store, guard = await _guard(
+            tmp_path / "db.sqlite", clock, slow_after=2, pair_lock_after=4, source_lock_after=50
+        )
+        delays = [await guard.failed("uuid-a", "1.2.3.4") for _ in range(3)]
+        assert delays == [0.0, 0.0, 0.5]
+        await guard.failed("uuid-a", "1.2.3.4")
+        assert await guard.is_locked("uuid-a", "1.2.3.4")
+        # The pair is locked, not the subject (from elsewhere) nor the source (for other subjects).
+        assert not await guard.is_locked("uuid-a", "5.6.7.8")
+        assert not await guard.is_locked("uuid-b", "1.2.3.4")
+        clock.advance(301_000)
+        assert not await guard.is_locked("uuid-a", "1.2.3.4")
+        await store.close()
+
+    _run(scenario())
+
+
+def test_guard_locks_a_source_trying_many_subjects(tmp_path):
+    async def scenario():
+        clock = FrozenClock()
+        store, guard = await _guard(
+            tmp_path / "db.sqlite", clock, slow_after=100, pair_lock_after=5, source_lock_after=8
+        )
+        for i in range(8):
+            await guard.failed(f"uuid-{i}", "1.2.3.4")
+        with pytest.raises(ThrottledError):
+            await guard.check("never-tried", "1.2.3.4")
+        assert not await guard.is_locked("uuid-0", "9.9.9.9")
+        await store.close()
+
+    _run(scenario())
+
+
+def test_lockouts_survive_a_restart_and_are_shared_by_processes(tmp_path):
+    """Two guards over one database (two processes); a new guard after closing (a restart)."""
+
+    async def scenario():
+        clock = FrozenClock()
+        db = tmp_path / "db.sqlite"
+        store_a, guard_a = await _guard(db, clock, slow_after=100, pair_lock_after=4, source_lock_after=100)
+        store_b, guard_b = await _guard(db, clock, slow_after=100, pair_lock_after=4, source_lock_after=100)
+        await guard_a.failed("uuid-a", "1.2.3.4")
+        await guard_b.failed("uuid-a", "1.2.3.4")
+        await guard_a.failed("uuid-a", "1.2.3.4")
+        assert not await guard_b.is_locked("uuid-a", "1.2.3.4")
+        await guard_b.failed("uuid-a", "1.2.3.4")  # the fourth, counted across both processes
+        assert await guard_a.is_locked("uuid-a", "1.2.3.4")
+        await store_a.close()
+        await store_b.close()
+        store_c, guard_c = await _guard(db, clock, slow_after=100, pair_lock_after=4, source_lock_after=100)
+        assert await guard_c.is_locked("uuid-a", "1.2.3.4")
+        await store_c.close()
+
+    _run(scenario())
 
 
 def test_api_locks_out_a_guessing_client(api_factory, make_settings):
@@ -36,3 +98,19 @@ def test_api_locks_out_a_guessing_client(api_factory, make_settings):
     failures = [e for e in entries if e.entry["action"] == "auth.failed"]
     assert len(failures) == 5
     assert failures[0].entry["actor"] == uuid
+
+
+def test_old_counters_are_pruned(tmp_path):
+    async def scenario():
+        clock = FrozenClock()
+        store, guard = await _guard(tmp_path / "db.sqlite", clock, slow_after=100, pair_lock_after=50)
+        for i in range(10):
+            await guard.failed("uuid", f"192.0.2.{i}")
+        clock.advance(400_000)  # past the window and any lockout
+        await guard.failed("uuid", "198.51.100.1")
+        # Only the new failure's two rows (its pair and its source) are left.
+        row = await store._db.fetchone("SELECT COUNT(*) FROM login_failures")
+        assert row[0] == 2
+        await store.close()
+
+    _run(scenario())

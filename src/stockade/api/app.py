@@ -15,8 +15,10 @@ from starlette.routing import BaseRoute
 
 from stockade.api.context import transaction_id
 from stockade.api.middleware import ApiMiddleware
+from stockade.api.permissions import guard_routes
 from stockade.api.problems import error_response
 from stockade.api.routes import all_routes
+from stockade.api.routes.permissions import ROUTE_PERMISSIONS
 from stockade.config import Settings
 from stockade.domain import Clock, SystemClock
 from stockade.errors import NotFoundError, PlatformError
@@ -109,7 +111,8 @@ def create_app(platform: Platform) -> Starlette:
             await platform.store.close()
 
     app = Starlette(
-        routes=[*platform.routes, *all_routes()],
+        # Every route runs behind its declared permission; an undeclared route stops the app here.
+        routes=guard_routes([*platform.routes, *all_routes()], ROUTE_PERMISSIONS),
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_found, HTTPException: _http_error},
     )

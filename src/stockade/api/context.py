@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stockade.api.problems import JsonResponse, error_response
-from stockade.domain import JSON, EntityPath, Identity, validate_entity_name, validate_namespace
+from stockade.config import Settings
+from stockade.domain import JSON, Clock, EntityPath, Identity, validate_entity_name, validate_namespace
 from stockade.errors import (
     BadRequestError,
     MalformedRequestError,
@@ -19,11 +20,33 @@ from stockade.errors import (
     UnsupportedMediaTypeError,
 )
 from stockade.observability.events import EventType, SecurityEvent, Severity
-from stockade.services import Credentials, Services, SignedParts
+from stockade.security.sources import client_address as source_of
+from stockade.security.sources import parse_networks
+from stockade.services import (
+    AccessService,
+    ActionService,
+    ActivationService,
+    ApiService,
+    AuditLog,
+    Authenticator,
+    Catalog,
+    Credentials,
+    DeployGate,
+    InvokeService,
+    Monitoring,
+    PackageService,
+    RuleService,
+    SecretService,
+    Services,
+    SignedParts,
+    Throttle,
+    TriggerService,
+)
 from stockade.signing import SCHEME as SIGNING_SCHEME
 
 __all__ = [
     "Listing",
+    "RouteServices",
     "authenticate",
     "client_address",
     "collection_listing",
@@ -53,7 +76,7 @@ class Listing(Protocol):
         """The collection's size."""
 
 
-def collection_listing(collection: str, pick: Callable[[Services], Listing], summary: str) -> Handler:
+def collection_listing(collection: str, pick: Callable[[RouteServices], Listing], summary: str) -> Handler:
     """The GET handler of a collection: paging, ``count=true``, OpenWhisk errors."""
 
     async def handler(request: Request) -> Response:
@@ -70,8 +93,48 @@ def collection_listing(collection: str, pick: Callable[[Services], Listing], sum
     return endpoint(handler)
 
 
-def services_of(request: Request) -> Services:
-    """The wired services."""
+class RouteServices(Protocol):
+    """What HTTP routes may use: the use cases. Not the store, the vault, key rotation, the
+    recorder or the epoch: a route reaches data only through a use case that checks access."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def auth(self) -> Authenticator: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def actions(self) -> ActionService: ...
+    @property
+    def packages(self) -> PackageService: ...
+    @property
+    def triggers(self) -> TriggerService: ...
+    @property
+    def rules(self) -> RuleService: ...
+    @property
+    def invoke(self) -> InvokeService: ...
+    @property
+    def activations(self) -> ActivationService: ...
+    @property
+    def throttle(self) -> Throttle: ...
+    @property
+    def access(self) -> AccessService: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def secrets(self) -> SecretService: ...
+    @property
+    def scans(self) -> DeployGate: ...
+    @property
+    def monitoring(self) -> Monitoring: ...
+    @property
+    def apis(self) -> ApiService: ...
+
+
+def services_of(request: Request) -> RouteServices:
+    """The use cases routes may call (``RouteServices``; mypy keeps routes to it)."""
     services: Services = request.app.state.services
     return services
 
@@ -128,8 +191,14 @@ def report_refusal(request: Request, exc: PlatformError, *, action: str = "") ->
 
 
 def client_address(request: Request) -> str:
-    """The client's address, for brute-force limits and the audit log."""
-    return request.client.host if request.client is not None else ""
+    """The client's address, for lockouts, events and the audit log.
+
+    ``X-Forwarded-For`` counts only when the TCP peer is a proxy named in ``auth.trusted_proxies``
+    (none by default); anyone else's forwarded headers change nothing.
+    """
+    peer = request.client.host if request.client is not None else ""
+    trusted = parse_networks(services_of(request).settings.auth.trusted_proxies)
+    return source_of(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
 async def authenticate(request: Request) -> Credentials:
@@ -137,6 +206,10 @@ async def authenticate(request: Request) -> Credentials:
 
     The identity is kept on the request for the audit middleware.
     """
+    state = request.scope.setdefault("state", {})
+    known: Credentials | None = state.get("credentials")
+    if known is not None:
+        return known  # authenticated once per request (by the route gate), never twice
     authorization = request.headers.get("authorization")
     signed = None
     if authorization and authorization.startswith(SIGNING_SCHEME):
@@ -146,7 +219,8 @@ async def authenticate(request: Request) -> Credentials:
     credentials = await services_of(request).auth.authenticate(
         authorization, source=client_address(request), signed=signed
     )
-    request.scope.setdefault("state", {})["identity"] = credentials.identity
+    state["identity"] = credentials.identity
+    state["credentials"] = credentials
     return credentials
 
 

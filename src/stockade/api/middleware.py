@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockade.api.problems import error_response
 from stockade.errors import InternalError
+from stockade.security.sources import client_address, parse_networks
 from stockade.services.audit import PLATFORM_CHAIN, AuditEvent
 
 __all__ = ["ApiMiddleware"]
@@ -68,6 +69,9 @@ def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
     if namespace == "_":
         namespace = identity.namespace if identity is not None else PLATFORM_CHAIN
     client = scope.get("client")
+    forwarded = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"), None)
+    trusted = parse_networks(services.settings.auth.trusted_proxies)
+    source = client_address(client[0] if client else "", forwarded, trusted)
     services.audit.record(
         AuditEvent(
             namespace=namespace,
@@ -75,7 +79,7 @@ def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
             action=f"{method} {'web' if is_web else collection}",
             resource=scope["path"],
             outcome=str(status),
-            source=client[0] if client else "",
+            source=source,
             details={"transactionId": transaction_id},
         )
     )

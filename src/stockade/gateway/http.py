@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from stockade.errors import PayloadTooLargeError
 from stockade.gateway.pipeline import Gateway, GatewayRequest
+from stockade.security.sources import client_address, parse_networks
 from stockade.services import Services
 
 __all__ = ["gateway_routes"]
@@ -49,6 +50,13 @@ def _body_reader(request: Request) -> Callable[[int], Awaitable[bytes]]:
     return read
 
 
+def _client(request: Request) -> str:
+    """The client address: the TCP peer, or what a trusted proxy forwarded (``auth.trusted_proxies``)."""
+    peer = request.client.host if request.client is not None else ""
+    trusted = parse_networks(request.app.state.services.settings.auth.trusted_proxies)
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
 async def serve(request: Request) -> Response:
     """Run the gateway pipeline for one request."""
     raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
@@ -57,7 +65,7 @@ async def serve(request: Request) -> Response:
         raw_path=raw_path.split(b"?", 1)[0].decode("latin-1"),
         query_string=request.url.query,
         headers={k.lower(): v for k, v in request.headers.items()},
-        client_host=request.client.host if request.client is not None else "",
+        client_host=_client(request),
         scheme=request.url.scheme,
         transaction_id=request.scope.get("state", {}).get("transaction_id", ""),
         read_body=_body_reader(request),

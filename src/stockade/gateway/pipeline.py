@@ -15,12 +15,13 @@ import json
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import Final, Protocol, final
 
 import structlog
 from jsonschema import Draft202012Validator
 
-from stockade.domain import ApiRoute, Identity, is_valid_name, split_request_path
+from stockade.config import Settings
+from stockade.domain import ApiRoute, Clock, Identity, is_valid_name, split_request_path
 from stockade.errors import (
     BadRequestError,
     ForbiddenError,
@@ -34,7 +35,17 @@ from stockade.errors import (
 from stockade.gateway.buckets import BucketTable, retry_after_s
 from stockade.gateway.matching import RouteTable
 from stockade.observability.events import EventType, SecurityEvent, Severity
-from stockade.services import MISSING_AUTH_MESSAGE, InvokeRequest, ResolvedAction, RetryLaterError, Services
+from stockade.services import (
+    MISSING_AUTH_MESSAGE,
+    ApiService,
+    Authenticator,
+    Catalog,
+    InvokeRequest,
+    InvokeService,
+    Monitoring,
+    ResolvedAction,
+    RetryLaterError,
+)
 from stockade.services.web import WebRequest, web_arguments, web_response
 
 __all__ = ["Gateway", "GatewayRequest", "GatewayResponse", "client_of"]
@@ -167,10 +178,30 @@ def _json(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class GatewayServices(Protocol):
+    """What the gateway uses: routes and quotas, the catalog, invocation, authentication. Never the
+    store, secrets, roles or the audit log directly."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def auth(self) -> Authenticator: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def invoke(self) -> InvokeService: ...
+    @property
+    def apis(self) -> ApiService: ...
+    @property
+    def monitoring(self) -> Monitoring: ...
+
+
 class Gateway:
     """Serves ``/api/gw/{namespace}{basepath}{relpath}``; one per app (its buckets live here)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: GatewayServices) -> None:
         self._services = services
         self._buckets = BucketTable(services.clock.monotonic)
         self._tables: dict[str, tuple[tuple[ApiRoute, ...], RouteTable]] = {}

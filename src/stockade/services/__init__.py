@@ -19,17 +19,18 @@ from stockade.services.actions import ActionService, bounds_from
 from stockade.services.activations import ActivationRecorder, ActivationService
 from stockade.services.apis import ApiService
 from stockade.services.audit import AuditEvent, AuditLog
-from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, FailureLimiter, SignedParts
+from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, SignedParts
 from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.limits import LimitOverrides
+from stockade.services.lockout import LoginGuard
 from stockade.services.monitoring import Monitoring, ReportsStatistics, build_monitoring, new_event_pipeline
 from stockade.services.namespaces import Bootstrap, NamespaceService
 from stockade.services.packages import PackageService
 from stockade.services.quotas import RetryLaterError
 from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
-from stockade.services.scans import DeployGate, ScanPolicy
+from stockade.services.scans import AuditLogHook, DeployGate, ScanPolicy
 from stockade.services.secrets import SecretBackend, SecretService, StoreSecretBackend
 from stockade.services.throttle import Throttle
 from stockade.services.triggers import TriggerService
@@ -57,6 +58,7 @@ __all__ = [
     "InvokeService",
     "KeyRotation",
     "LimitOverrides",
+    "LoginGuard",
     "Monitoring",
     "NamespaceService",
     "PackageService",
@@ -139,7 +141,7 @@ def build_services(
     )
     audit = AuditLog(store, vault, clock)
     epoch = SecurityEpoch(store)
-    namespaces = NamespaceService(store, clock, vault)
+    namespaces = NamespaceService(store, clock, vault, audit=audit, on_key_issued=epoch.changed)
     access = AccessService(store, load_role_matrix(), epoch, audit, clock, namespaces.issue_key, enforce=enforce_access)
     tokens = ActionTokens(vault.keyring.keys)
     jwt = JwtVerifier(load_issuers(Path(settings.auth.jwt_issuers_file)) if settings.auth.jwt_issuers_file else [])
@@ -151,10 +153,13 @@ def build_services(
         jwt=jwt,
         audit=audit,
         events=events,
-        limiter=FailureLimiter(
+        guard=LoginGuard(
+            store,
             clock,
+            window_s=settings.auth.failure_window_s,
             slow_after=settings.auth.slow_after_failures,
-            lock_after=settings.auth.lockout_after_failures,
+            pair_lock_after=settings.auth.lockout_after_failures,
+            source_lock_after=settings.auth.source_lockout_after_failures,
             lock_s=settings.auth.lockout_s,
         ),
     )
@@ -174,7 +179,7 @@ def build_services(
         fires_per_minute=limits.fires_per_minute,
         overrides=limit_overrides.get,
     )
-    secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access)
+    secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access, audit=audit)
     invoke = InvokeService(
         catalog,
         runner,
@@ -188,7 +193,16 @@ def build_services(
         monitor=monitoring.activations,
         tracer=tracer,
     )
-    gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace, events=monitoring.gate)
+    gate = DeployGate(
+        store,
+        clock,
+        settings.scan,
+        admin_namespace=settings.default_namespace,
+        events=monitoring.gate,
+        access=access,
+        audit=AuditLogHook(audit),
+        audit_log=audit,
+    )
     return Services(
         settings=settings,
         store=store,

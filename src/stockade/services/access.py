@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Protocol, final
 
 import structlog
 
@@ -20,9 +20,9 @@ from stockade.errors import BadRequestError, ConflictError, ForbiddenError, NotF
 from stockade.security import ApiKey
 from stockade.security.authz import ROLES, Permission, Role, RoleMatrix
 from stockade.services.audit import AuditEvent, AuditLog
-from stockade.store import RoleBinding, Store
+from stockade.store import AccessStore, KeyRecord, RoleBinding
 
-__all__ = ["AccessService", "SecurityEpoch", "forbidden"]
+__all__ = ["AccessService", "RoleStore", "SecurityEpoch", "forbidden"]
 
 log = structlog.get_logger("stockade.access")
 
@@ -36,7 +36,7 @@ def forbidden(*paths: str) -> ForbiddenError:
 class SecurityEpoch:
     """Watches the store's security epoch and tells listeners when it moves."""
 
-    def __init__(self, store: Store, *, interval_s: float = 0.25) -> None:
+    def __init__(self, store: AccessStore, *, interval_s: float = 0.25) -> None:
         self._store = store
         self._interval_s = interval_s
         self._listeners: list[Callable[[], None]] = []
@@ -79,6 +79,16 @@ class SecurityEpoch:
                 await self._task
 
 
+class RoleStore(AccessStore, Protocol):
+    """What access control reads and writes: roles, protection, key listings and revocation."""
+
+    async def get_key(self, uuid: str) -> KeyRecord | None:
+        """A key's record."""
+
+    async def revoke_key(self, uuid: str, when_ms: int) -> bool:
+        """Revoke a key."""
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class _Cached:
@@ -91,12 +101,12 @@ class AccessService:
 
     def __init__(
         self,
-        store: Store,
+        store: RoleStore,
         matrix: RoleMatrix,
         epoch: SecurityEpoch,
         audit: AuditLog,
         clock: Clock,
-        issue_key: Callable[[str, str], Any],
+        issue_key: Callable[..., Awaitable[ApiKey]],
         *,
         enforce: bool = True,
     ) -> None:
@@ -132,8 +142,14 @@ class AccessService:
             return None
         return (await self._lookup(identity.subject, namespace)).role
 
-    async def allows(self, identity: Identity, namespace: str, permission: Permission, *, fqn: str = "") -> bool:
-        """Whether the caller may use ``permission`` in ``namespace`` (on action ``fqn`` for INVOKE)."""
+    async def allows(
+        self, identity: Identity, namespace: str, permission: Permission, *, fqn: str = "", coarse: bool = False
+    ) -> bool:
+        """Whether the caller may use ``permission`` in ``namespace`` (on action ``fqn`` for INVOKE).
+
+        ``coarse`` (the route gate): a scoped caller's INVOKE is not matched against an action yet;
+        the invoke use case checks the exact action once it is resolved.
+        """
         if not self._enforce:
             return True
         if identity.kind == "owner":
@@ -143,7 +159,11 @@ class AccessService:
             # Scoped callers (action tokens, JWTs) only invoke what their scope names.
             if namespace != identity.namespace or permission not in (Permission.READ, Permission.INVOKE):
                 return False
-            if permission is Permission.INVOKE and not any(_scope_matches(s, fqn) for s in identity.scope):
+            if (
+                permission is Permission.INVOKE
+                and not coarse
+                and not any(_scope_matches(s, fqn) for s in identity.scope)
+            ):
                 return False
             if identity.kind == "action_token":
                 return True
@@ -197,15 +217,18 @@ class AccessService:
             raise NotFoundError()
         self._epoch.changed()
 
-    async def issue_key(self, identity: Identity, namespace: str, subject: str, role: str | None) -> ApiKey:
-        """A new key for ``subject`` in ``namespace`` (granting ``role`` if given)."""
+    async def issue_key(
+        self, identity: Identity, namespace: str, subject: str, role: str | None, *, source: str = ""
+    ) -> ApiKey:
+        """A new key for ``subject`` in ``namespace`` (granting ``role`` if given); audited."""
         await self.require(identity, namespace, Permission.ROLES, f"{namespace}/keys")
         if role is not None:
             await self.grant(identity, namespace, subject, role)
-        elif await self._store.get_role(namespace, subject) is None:
-            raise BadRequestError(f"subject '{subject}' has no role in '{namespace}': give one with 'role'")
-        key: ApiKey = await self._issue_key(namespace, subject)
-        return key
+        else:
+            role = await self._store.get_role(namespace, subject)
+            if role is None:
+                raise BadRequestError(f"subject '{subject}' has no role in '{namespace}': give one with 'role'")
+        return await self._issue_key(namespace, subject, actor=identity.subject, role=role, source=source)
 
     async def list_keys(self, identity: Identity, namespace: str) -> list[dict[str, JSON]]:
         """Keys of a namespace (uuids and metadata only)."""

@@ -25,18 +25,19 @@ from stockade.domain import (
     kv_set,
     kv_to_json,
     kv_without,
+    lint_policy,
     parse_entity_fields,
     parse_fqn,
     parse_policy,
     resolve_kind,
 )
-from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
+from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError, PlatformError
 from stockade.invoker.egress_policy import EgressPolicyError, load_egress_data, parse_egress
 from stockade.observability.anomaly import OUTPUT_SCHEMA_ANNOTATION, check_output_schema
 from stockade.observability.tags import TAGS_ANNOTATION, parse_tags
 from stockade.security.authz import Permission
 from stockade.services.catalog import Catalog
-from stockade.services.records import action_summary, action_to_doc
+from stockade.services.records import action_from_doc, action_summary, action_to_doc
 from stockade.services.scans import DeployGate
 from stockade.services.schemas import INPUT_SCHEMA_ANNOTATION, check_schema
 from stockade.services.secrets import SECRETS_ANNOTATION, SecretService
@@ -228,6 +229,8 @@ class ActionService:
             parse_tags(action.annotation(TAGS_ANNOTATION))
         if action.annotation(SECRETS_ANNOTATION) is not None:
             await self._secrets.check_refs(path.namespace, action.annotation(SECRETS_ANNOTATION))
+            # Whoever writes code that receives secrets uses them: SECRETS, whoever wired them first.
+            await self._secrets.authorize_wiring(identity, action)
         if action.annotation(POLICY_ANNOTATION) is not None:
             self._check_policy(action)
         # Sequences' `_actions` is a system parameter listing components, not a secret.
@@ -240,6 +243,8 @@ class ActionService:
         written = await self._write(replace(action, parameters=sealed), existing)
         if gated is not None and self._gate is not None:
             await self._gate.record(written, gated)
+        if written.annotation(SECRETS_ANNOTATION) is not None:
+            self._secrets.wired(identity, written)
         return written
 
     def _check_policy(self, action: Action) -> None:
@@ -292,6 +297,30 @@ class ActionService:
                 params = kv_merge(params, resolved.binding.parameters)
             action = replace(action, parameters=kv_merge(params, action.parameters))
         return action
+
+    async def lint_policies(self, identity: Identity, namespace: str) -> list[dict[str, JSON]]:
+        """Findings about broad or useless grants in the policy of every action of ``namespace``."""
+        await self._catalog.access.require(identity, namespace, Permission.READ, namespace)
+        report: list[dict[str, JSON]] = []
+        skip = 0
+        while True:
+            page = await self._catalog.store.list_entities(namespace, "actions", package=None, skip=skip, limit=200)
+            for entity in page:
+                action = action_from_doc(entity.namespace, entity.name, entity.updated, entity.doc, "")
+                provide = action.annotation("provide-api-key")
+                try:
+                    findings = lint_policy(
+                        parse_policy(action.annotation(POLICY_ANNOTATION), namespace),
+                        namespace,
+                        provides_api_key=provide is None or bool(provide),
+                    )
+                except PlatformError as exc:
+                    findings = [f"invalid policy: {exc.message}"]
+                if findings:
+                    report.append({"action": action.path.fqn, "findings": list(findings)})
+            if len(page) < 200:
+                return report
+            skip += 200
 
     async def list(
         self, identity: Identity, namespace: str, package: str | None, *, skip: int, limit: int

@@ -24,7 +24,7 @@ from stockade.domain import JSON, Clock
 from stockade.errors import ConflictError
 from stockade.security import DataKey
 from stockade.services.vault import ParameterVault
-from stockade.store import AuditRecord, Store
+from stockade.store import AccessStore, AuditRecord
 
 __all__ = ["PLATFORM_CHAIN", "AuditEvent", "AuditLog", "Verification"]
 
@@ -88,7 +88,7 @@ def _mac(key: bytes, prev: str, seq: int, at: int, entry: dict[str, JSON]) -> st
 class AuditLog:
     """Append (written behind, in order per chain), read, verify, export."""
 
-    def __init__(self, store: Store, vault: ParameterVault, clock: Clock, *, flush_interval_ms: int = 50) -> None:
+    def __init__(self, store: AccessStore, vault: ParameterVault, clock: Clock, *, flush_interval_ms: int = 50) -> None:
         self._store = store
         self._vault = vault
         self._clock = clock

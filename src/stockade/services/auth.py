@@ -1,38 +1,50 @@
 """Authentication of API requests: API keys (Basic), action tokens, JWT bearers, signed requests.
 
 Key records are cached and dropped whenever the store's security epoch moves (a revocation
-anywhere). Every secret comparison is constant-time. Repeated failures from one source are
-slowed, then refused for a while (429), and each failure goes to the audit log.
+anywhere). Every secret comparison is constant-time. Known and unknown key uuids cost the same
+work: every key record lives in one in-memory index (reloaded when the epoch moves or it ages),
+and an unknown uuid is compared against a dummy hash. Repeated failures are slowed, then refused
+for a while (429) per (subject, source) and per source (``LoginGuard``, store-backed), and each
+failure goes to the audit log. The Authorization header is read by one total parser
+(``security/credentials.py``): a malformed header is a 401 that counts, never an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import hmac
 from dataclasses import dataclass
-from typing import Final, final
+from typing import Final, Protocol, final
 
 import structlog
 
-from stockade.domain import Clock, Identity
+from stockade.domain import JSON, Clock, Identity
 from stockade.errors import ThrottledError, UnauthenticatedError
 from stockade.observability.events import EventSink, EventType, NullEventSink, SecurityEvent, Severity
 from stockade.security import SealedBox, ValueContext, open_value
+from stockade.security.credentials import Presented, read_authorization
 from stockade.security.jwt_auth import JwtVerifier
-from stockade.security.keys import parse_basic_auth, secret_matches
-from stockade.security.tokens import TOKEN_PREFIX, ActionTokens
+from stockade.security.keys import secret_matches
+from stockade.security.tokens import ActionTokens
 from stockade.services.audit import PLATFORM_CHAIN, AuditEvent, AuditLog
+from stockade.services.lockout import LOCKED_MESSAGE, LoginGuard
 from stockade.services.vault import ParameterVault
-from stockade.signing import parse_authorization, sign_request
-from stockade.store import KeyRecord, Store
+from stockade.signing import sign_request
+from stockade.store import AccessStore, KeyRecord, LoginStore
 
-__all__ = ["MISSING_AUTH_MESSAGE", "Authenticator", "Credentials", "FailureLimiter", "SignedParts"]
+__all__ = ["LOCKED_MESSAGE", "MISSING_AUTH_MESSAGE", "Authenticator", "Credentials", "KeyStore", "SignedParts"]
 
 log = structlog.get_logger("stockade.auth")
 
 MISSING_AUTH_MESSAGE = "The resource requires authentication, which was not supplied with the request"
-LOCKED_MESSAGE = "Too many failed authentication attempts from this address; try again later."
+# Compared against when a uuid is unknown, so the answer costs the same hash as a known one.
+_DUMMY_HASH = bytes(32)
+
+
+class KeyStore(AccessStore, LoginStore, Protocol):
+    """What authentication reads: key records and signing keys, failed-login counters."""
+
+
 SIGNATURE_WINDOW_S: Final = 300
 
 
@@ -53,58 +65,6 @@ class SignedParts:
     path: str
     query: str
     body: bytes
-
-
-class FailureLimiter:
-    """Per-source failure counting: after ``slow_after`` failures in the window each attempt is
-    delayed by the caller; after ``lock_after`` the source is refused for ``lock_s``."""
-
-    def __init__(
-        self, clock: Clock, *, window_s: float = 60, slow_after: int = 5, lock_after: int = 20, lock_s: float = 300
-    ) -> None:
-        self._clock = clock
-        self._window_s = window_s
-        self._slow_after = slow_after
-        self._lock_after = lock_after
-        self._lock_s = lock_s
-        self._failures: dict[str, collections.deque[float]] = {}
-        self._locked: dict[str, float] = {}
-
-    def _recent(self, source: str) -> collections.deque[float]:
-        now = self._clock.monotonic()
-        failures = self._failures.setdefault(source, collections.deque())
-        while failures and now - failures[0] > self._window_s:
-            failures.popleft()
-        return failures
-
-    def check(self, source: str) -> None:
-        """429 while ``source`` is locked out."""
-        until = self._locked.get(source)
-        if until is None:
-            return
-        if self._clock.monotonic() < until:
-            raise ThrottledError(LOCKED_MESSAGE)
-        del self._locked[source]
-
-    def failed(self, source: str) -> float:
-        """Count a failure; returns how long the caller should delay its answer (seconds)."""
-        failures = self._recent(source)
-        failures.append(self._clock.monotonic())
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        if len(failures) >= self._lock_after:
-            self._locked[source] = self._clock.monotonic() + self._lock_s
-            log.warning("auth.source_locked", source=source, failures=len(failures))
-            return 0.0
-        return 0.5 * max(0, len(failures) - self._slow_after)
-
-    def is_locked(self, source: str) -> bool:
-        """Whether ``source`` is refused now."""
-        try:
-            self.check(source)
-        except ThrottledError:
-            return True
-        return False
 
 
 class _NonceCache:
@@ -128,14 +88,14 @@ class Authenticator:
 
     def __init__(
         self,
-        store: Store,
+        store: KeyStore,
         clock: Clock,
         *,
         vault: ParameterVault | None = None,
         tokens: ActionTokens | None = None,
         jwt: JwtVerifier | None = None,
         audit: AuditLog | None = None,
-        limiter: FailureLimiter | None = None,
+        guard: LoginGuard | None = None,
         cache_ttl_s: float = 30.0,
         events: EventSink | None = None,
     ) -> None:
@@ -146,52 +106,67 @@ class Authenticator:
         self._tokens = tokens
         self._jwt = jwt
         self._audit = audit
-        self.limiter = limiter or FailureLimiter(clock)
+        self.guard = guard or LoginGuard(store, clock)
         self._ttl_s = cache_ttl_s
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        # Every key record and sealed signing key by uuid: a lookup costs the same whether or
+        # not the uuid exists.
+        self._index: dict[str, KeyRecord] | None = None
+        self._sealed_signing: dict[str, dict[str, JSON]] = {}
+        self._loaded_at = 0.0
+        self._reload = asyncio.Lock()
         self._signing_keys: dict[str, bytes] = {}
         self._nonces = _NonceCache()
 
     def forget_all(self) -> None:
         """Drop every cached key (the security epoch moved)."""
-        self._cache.clear()
+        self._index = None
         self._signing_keys.clear()
 
     def forget(self, key_uuid: str) -> None:
-        """Drop one cached key."""
-        self._cache.pop(key_uuid, None)
+        """Drop one cached key (the index reloads on the next lookup)."""
+        self._index = None
         self._signing_keys.pop(key_uuid, None)
 
-    async def _record(self, key_uuid: str) -> KeyRecord | None:
-        now = self._clock.monotonic()
-        hit = self._cache.get(key_uuid)
-        if hit is not None and now - hit[0] < self._ttl_s:
-            return hit[1]
-        record = await self._store.get_key(key_uuid)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key_uuid] = (now, record)
-        return record
+    async def _keys(self) -> dict[str, KeyRecord]:
+        index = self._index
+        if index is not None and self._clock.monotonic() - self._loaded_at < self._ttl_s:
+            return index
+        async with self._reload:
+            index = self._index
+            if index is None or self._clock.monotonic() - self._loaded_at >= self._ttl_s:
+                started = self._clock.monotonic()
+                index = {k.uuid: k for k in await self._store.list_keys()}
+                self._sealed_signing = await self._store.list_key_hmacs()
+                self._signing_keys.clear()
+                self._index, self._loaded_at = index, started
+            return index
 
-    async def _fail(self, source: str, reason: str, key_uuid: str = "", namespace: str = "") -> UnauthenticatedError:
-        delay = self.limiter.failed(source)
+    async def _record(self, key_uuid: str) -> KeyRecord | None:
+        return (await self._keys()).get(key_uuid)
+
+    async def _fail(self, source: str, reason: str, subject: str = "", namespace: str = "") -> UnauthenticatedError:
+        """Count, report and audit a failure. ``subject`` is the presented key uuid (never a secret)."""
+        try:
+            delay = await self.guard.failed(subject, source)
+        except Exception:
+            log.exception("auth.count_failed")
+            delay = 0.0
         # Invariant: the key uuid and the reason only; the presented secret is never reported.
         self._events.emit(
             SecurityEvent(
                 type=EventType.AUTH_FAILED,
-                severity=Severity.MEDIUM if key_uuid else Severity.LOW,
+                severity=Severity.MEDIUM if namespace else Severity.LOW,
                 time_ms=self._clock.now_ms(),
                 namespace=namespace,
-                subject=key_uuid,
+                subject=subject if namespace else "",
                 source="auth",
                 details={"reason": reason, "client": source},
             )
         )
         if self._audit is not None:
+            actor = subject if namespace else "anonymous"
             self._audit.record(
-                AuditEvent(
-                    PLATFORM_CHAIN, key_uuid or "anonymous", "auth.failed", "api", "denied", source, {"reason": reason}
-                )
+                AuditEvent(PLATFORM_CHAIN, actor, "auth.failed", "api", "denied", source, {"reason": reason})
             )
         if delay:
             await asyncio.sleep(min(delay, 5.0))
@@ -200,37 +175,36 @@ class Authenticator:
     async def authenticate(
         self, authorization: str | None, *, source: str = "", signed: SignedParts | None = None
     ) -> Credentials:
-        """The caller's identity; 401 for missing or invalid credentials, 429 while locked out."""
-        self.limiter.check(source)
-        if not authorization:
+        """The caller's identity; 401 for missing or invalid credentials, 429 while locked out.
+
+        The one entry point for REST, web actions and the gateway: every malformed header is a
+        401 counted toward lockout with the caller's real source.
+        """
+        presented = read_authorization(authorization)
+        await self.guard.check(presented.subject, source)
+        if presented.kind == "missing":
             raise UnauthenticatedError(MISSING_AUTH_MESSAGE)
-        scheme = authorization.split(" ", 1)[0].lower()
-        if scheme == "bearer":
-            return await self._bearer(authorization, source)
-        if scheme == "stockade-hmac-sha256":
-            return await self._signed(authorization, source, signed)
-        parsed = parse_basic_auth(authorization)
-        if parsed is None:
-            raise await self._fail(source, "malformed credentials")
-        user, secret = parsed
-        if user.startswith(TOKEN_PREFIX):
-            return await self._action_token(user, secret, source)
-        if len(user) > 128 or len(secret) > 256:
-            raise await self._fail(source, "oversized credentials")
-        record = await self._record(user)
-        if record is None or record.revoked is not None or not secret_matches(secret, record.key_hash):
-            raise await self._fail(
-                source,
-                "invalid key",
-                user if record is not None else "",
-                record.namespace if record is not None else "",
-            )
+        if presented.kind == "malformed":
+            raise await self._fail(source, presented.problem, presented.subject)
+        if presented.kind == "bearer":
+            return await self._bearer(presented, source)
+        if presented.kind == "signed":
+            return await self._signed(presented, source, signed)
+        if presented.kind == "token":
+            return await self._action_token(presented, source)
+        record = await self._record(presented.subject)
+        matches = secret_matches(presented.secret, record.key_hash if record is not None else _DUMMY_HASH)
+        if record is None or record.revoked is not None or not matches:
+            raise await self._fail(source, "invalid key", presented.subject, record.namespace if record else "")
         return Credentials(Identity(record.subject, record.namespace, record.uuid))
 
-    async def _action_token(self, user: str, secret: str, source: str) -> Credentials:
-        claims = self._tokens.verify(user, secret, self._clock.now_ms()) if self._tokens else None
-        if claims is None:
+    async def _action_token(self, presented: Presented, source: str) -> Credentials:
+        verified = (
+            self._tokens.verify(presented.token, presented.secret, self._clock.now_ms()) if self._tokens else None
+        )
+        if verified is None:
             raise await self._fail(source, "invalid or expired action token")
+        claims = verified
         identity = Identity(
             subject=f"{claims.action} (for {claims.subject})",
             namespace=claims.namespace,
@@ -240,8 +214,8 @@ class Authenticator:
         )
         return Credentials(identity)
 
-    async def _bearer(self, authorization: str, source: str) -> Credentials:
-        token = authorization.split(" ", 1)[1].strip() if " " in authorization else ""
+    async def _bearer(self, presented: Presented, source: str) -> Credentials:
+        token = presented.token
         claims = self._jwt.verify(token) if (self._jwt is not None and self._jwt.is_enabled and token) else None
         if claims is None:
             raise await self._fail(source, "invalid bearer token")
@@ -255,14 +229,15 @@ class Authenticator:
         )
         return Credentials(identity)
 
-    async def _signing_key(self, record: KeyRecord) -> bytes | None:
+    async def _signing_key(self, record: KeyRecord | None) -> bytes | None:
+        """The request-signing key of a known key, from the in-memory index (no store read)."""
+        if record is None:
+            return None
         cached = self._signing_keys.get(record.uuid)
         if cached is not None:
             return cached
-        if self._vault is None:
-            return None
-        sealed = await self._store.get_key_hmac(record.uuid)
-        if sealed is None:
+        sealed = self._sealed_signing.get(record.uuid)
+        if sealed is None or self._vault is None:
             return None
         box = SealedBox.from_json(sealed)
         data_key = await self._vault.data_key(record.namespace, box.key_id)
@@ -271,32 +246,35 @@ class Authenticator:
         self._signing_keys[record.uuid] = key
         return key
 
-    async def _signed(self, authorization: str, source: str, signed: SignedParts | None) -> Credentials:
-        fields = parse_authorization(authorization)
-        if fields is None or signed is None:
-            raise await self._fail(source, "malformed signature header")
+    async def _signed(self, presented: Presented, source: str, signed: SignedParts | None) -> Credentials:
+        fields = presented.fields
+        if signed is None:
+            raise await self._fail(source, "malformed signature header", presented.subject)
         now_s = self._clock.now_ms() / 1000
         try:
             timestamp = int(fields["Timestamp"])
         except ValueError:
-            raise await self._fail(source, "malformed signature timestamp") from None
+            raise await self._fail(source, "malformed signature timestamp", presented.subject) from None
         if abs(now_s - timestamp) > SIGNATURE_WINDOW_S:
-            raise await self._fail(source, "signature timestamp outside the allowed window")
-        record = await self._record(fields["Credential"])
-        key = await self._signing_key(record) if record is not None and record.revoked is None else None
-        if record is None or key is None:
-            raise await self._fail(source, "unknown signing key")
+            raise await self._fail(source, "signature timestamp outside the allowed window", presented.subject)
+        record = await self._record(presented.subject)
+        key = await self._signing_key(record)
+        if record is None or record.revoked is not None or key is None:
+            raise await self._fail(source, "unknown signing key", presented.subject)
         expected = sign_request(
             key, signed.method, signed.path, signed.query, signed.body, fields["Timestamp"], fields["Nonce"]
         )
         if not hmac.compare_digest(expected.encode(), fields["Signature"].encode()):
-            raise await self._fail(source, "bad signature", record.uuid)
+            raise await self._fail(source, "bad signature", record.uuid, record.namespace)
         if not self._nonces.add(fields["Nonce"], now_s):
-            raise await self._fail(source, "replayed signature", record.uuid)
+            raise await self._fail(source, "replayed signature", record.uuid, record.namespace)
         return Credentials(Identity(record.subject, record.namespace, record.uuid))
 
-    async def try_authenticate(self, authorization: str | None, *, source: str = "") -> Credentials | None:
-        """Like authenticate, but None for missing or invalid credentials (web actions)."""
+    async def try_authenticate(self, authorization: str | None, *, source: str) -> Credentials | None:
+        """Like authenticate, but None for missing or invalid credentials (web actions).
+
+        ``source`` is required: failures count per client address, never in one shared bucket.
+        """
         try:
             return await self.authenticate(authorization, source=source)
         except (UnauthenticatedError, ThrottledError):

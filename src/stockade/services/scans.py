@@ -22,8 +22,9 @@ from typing import Any, Protocol, final
 import structlog
 
 from stockade.config import ScanSettings
-from stockade.domain import JSON, Action, Clock, EntityPath, Identity, kv_to_dict
+from stockade.domain import JSON, Action, Clock, EntityPath, Identity, kv_to_dict, validate_namespace
 from stockade.errors import BadRequestError, DeployBlockedError, ForbiddenError, NotFoundError, PayloadTooLargeError
+from stockade.security.authz import Permission
 from stockade.security.scanner import (
     Advisory,
     AdvisoryError,
@@ -36,11 +37,14 @@ from stockade.security.scanner import (
     parse_severities,
     to_sarif,
 )
+from stockade.services.audit import PLATFORM_CHAIN, AuditEvent, AuditLog
 from stockade.store import AdvisoryRecord, Store
 
 __all__ = [
     "ActionVulnerable",
     "AuditHook",
+    "AuditLogHook",
+    "Authorizer",
     "DeployChecked",
     "DeployGate",
     "GateResult",
@@ -146,6 +150,33 @@ class SecurityEvents(Protocol):
         """Count a gate decision and raise an event when it blocked or was overridden."""
 
 
+class Authorizer(Protocol):
+    """The permission check the gate needs (``AccessService.allows``)."""
+
+    async def allows(self, identity: Identity, namespace: str, permission: Permission) -> bool:
+        """Whether ``identity`` holds ``permission`` in ``namespace``."""
+
+
+class AuditLogHook:
+    """The audit hook writing accepted risks to the namespace's audit chain (reason, subject, findings)."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    async def risk_accepted(self, event: RiskAccepted) -> None:
+        """Record who accepted which findings of which version, and why."""
+        self._audit.record(
+            AuditEvent(
+                event.namespace,
+                event.subject,
+                "deploy.risk_accepted",
+                f"{event.namespace}/{event.action}@{event.version}",
+                "ok",
+                details={"reason": event.reason, "findings": list(event.findings), "version": event.version},
+            )
+        )
+
+
 class _NoHook:
     async def risk_accepted(self, event: RiskAccepted) -> None:
         """Nothing beyond the structured log yet."""
@@ -205,7 +236,11 @@ class DeployGate:
         scanner: Scanner | None = None,
         audit: AuditHook | None = None,
         events: SecurityEvents | None = None,
+        access: Authorizer | None = None,
+        audit_log: AuditLog | None = None,
     ) -> None:
+        self._access = access
+        self._audit_log = audit_log
         self._store = store
         self._clock = clock
         self._settings = settings
@@ -236,22 +271,31 @@ class DeployGate:
         doc = await self._store.get_scan_policy(namespace)
         return ScanPolicy.from_json(doc) if doc is not None else self._default_policy
 
-    async def set_policy(self, identity: Identity, namespace: str, doc: Any) -> ScanPolicy:
-        """Set a namespace's override (platform administrators only); ``None`` resets it."""
-        self._require_admin(identity)
+    async def set_policy(self, identity: Identity, namespace: str, doc: Any, *, source: str = "") -> ScanPolicy:
+        """Set a namespace's override (platform administrators only); ``None`` resets it. Audited."""
+        await self._require_admin(identity)
+        validate_namespace(namespace)
         if doc is None:
             await self._store.delete_scan_policy(namespace)
+            self._record(identity, namespace, "scanpolicy.reset", f"{namespace}/scanpolicy", source, {})
             return self._default_policy
         if not isinstance(doc, Mapping):
             raise BadRequestError("The request content was malformed:\nthe policy must be an object")
         policy = ScanPolicy.from_json(doc)
         await self._store.put_scan_policy(namespace, policy.to_json(), self._clock.now_ms())
+        self._record(identity, namespace, "scanpolicy.changed", f"{namespace}/scanpolicy", source, policy.to_json())
         return policy
 
-    def _require_admin(self, identity: Identity) -> None:
-        # No roles yet: the platform's default namespace administers the platform.
-        if identity.namespace != self._admin_namespace:
-            raise ForbiddenError("Only the platform's administrative namespace may do this.")
+    async def _require_admin(self, identity: Identity) -> None:
+        """ROLES in the platform's administrative namespace (a permission, not a namespace match)."""
+        if self._access is None or not await self._access.allows(identity, self._admin_namespace, Permission.ROLES):
+            raise ForbiddenError()
+
+    def _record(
+        self, identity: Identity, chain: str, action: str, resource: str, source: str, details: dict[str, JSON]
+    ) -> None:
+        if self._audit_log is not None:
+            self._audit_log.record(AuditEvent(chain, identity.subject, action, resource, "ok", source, details))
 
     # The gate.
 
@@ -396,9 +440,14 @@ class DeployGate:
 
     # Advisories and monitoring.
 
-    async def import_advisories(self, identity: Identity, docs: Any) -> dict[str, JSON]:
-        """Store a batch of OSV documents and rescan deployed actions against the new ones."""
-        self._require_admin(identity)
+    async def advisory_count(self, identity: Identity) -> int:
+        """How many advisories are stored (platform administrators only)."""
+        await self._require_admin(identity)
+        return await self._store.count_advisories()
+
+    async def import_advisories(self, identity: Identity, docs: Any, *, source: str = "") -> dict[str, JSON]:
+        """Store a batch of OSV documents and rescan deployed actions against the new ones. Audited."""
+        await self._require_admin(identity)
         if not isinstance(docs, list):
             raise BadRequestError("The request content was malformed:\n'advisories' must be an array of OSV objects")
         if len(docs) > MAX_IMPORT_BATCH:
@@ -424,6 +473,18 @@ class DeployGate:
             unchanged=len(outcome.unchanged),
             rejected=len(rejected),
             newly_vulnerable=len(events),
+        )
+        self._record(
+            identity,
+            PLATFORM_CHAIN,
+            "advisories.imported",
+            "advisories",
+            source,
+            {
+                "created": sorted(outcome.created)[:MAX_LISTED_FINDINGS],
+                "updated": sorted(outcome.updated)[:MAX_LISTED_FINDINGS],
+                "counts": {"created": len(outcome.created), "updated": len(outcome.updated), "rejected": len(rejected)},
+            },
         )
         return {
             "created": len(outcome.created),

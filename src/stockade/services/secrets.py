@@ -17,10 +17,10 @@ import structlog
 from stockade.domain import JSON, Action, Clock, Identity, validate_entity_name
 from stockade.errors import BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError
 from stockade.security.authz import Permission
-from stockade.services.access import AccessService
+from stockade.services.access import AccessService, forbidden
+from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.vault import ParameterVault
-from stockade.store import Store
-from stockade.store.keymaterial import SecretAccess, SecretRecord
+from stockade.store.keymaterial import KeyMaterialStore, SecretAccess, SecretRecord
 
 __all__ = ["SECRETS_ANNOTATION", "SecretBackend", "SecretService", "StoreSecretBackend", "parse_secret_refs"]
 
@@ -69,7 +69,7 @@ class SecretBackend(Protocol):
 class StoreSecretBackend:
     """Secrets sealed with the namespace data key, in the platform's own store."""
 
-    def __init__(self, store: Store, vault: ParameterVault, clock: Clock) -> None:
+    def __init__(self, store: KeyMaterialStore, vault: ParameterVault, clock: Clock) -> None:
         self._store = store
         self._vault = vault
         self._clock = clock
@@ -135,8 +135,17 @@ def _metadata(record: SecretRecord) -> dict[str, JSON]:
 class SecretService:
     """Use cases of the secrets store."""
 
-    def __init__(self, store: Store, backend: SecretBackend, clock: Clock, access: AccessService) -> None:
+    def __init__(
+        self,
+        store: KeyMaterialStore,
+        backend: SecretBackend,
+        clock: Clock,
+        access: AccessService,
+        *,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._access = access
+        self._audit = audit
         self._store = store
         self._backend = backend
         self._clock = clock
@@ -202,6 +211,44 @@ class SecretService:
         for env, name in parse_secret_refs(raw).items():
             if await self._backend.latest(namespace, name) is None:
                 raise BadRequestError(f"secret '{name}' (for {env}) does not exist in namespace '{namespace}'")
+
+    async def authorize_wiring(self, identity: Identity, action: Action, *, source: str = "") -> None:
+        """Declaring secrets on an action is a use of them (the action's code reads them): it needs
+        SECRETS in the namespace. A refusal is audited and answered with the usual 403."""
+        names = sorted(set(parse_secret_refs(action.annotation(SECRETS_ANNOTATION)).values()))
+        namespace = action.path.namespace
+        if await self._access.allows(identity, namespace, Permission.SECRETS):
+            return
+        if self._audit is not None:
+            self._audit.record(
+                AuditEvent(
+                    namespace,
+                    identity.subject,
+                    "secret.wiring_refused",
+                    action.path.fqn,
+                    "denied",
+                    source,
+                    {"secrets": list(names)},
+                )
+            )
+        log.warning("secret.wiring_refused", namespace=namespace, action=action.path.fqn, subject=identity.subject)
+        raise forbidden(f"{namespace}/secrets")
+
+    def wired(self, identity: Identity, action: Action, *, source: str = "") -> None:
+        """Audit the secrets an action version was written with."""
+        names = sorted(set(parse_secret_refs(action.annotation(SECRETS_ANNOTATION)).values()))
+        if self._audit is not None and names:
+            self._audit.record(
+                AuditEvent(
+                    action.path.namespace,
+                    identity.subject,
+                    "secret.wired",
+                    action.path.fqn,
+                    "ok",
+                    source,
+                    {"secrets": list(names), "version": action.version},
+                )
+            )
 
     async def for_activation(self, action: Action, activation_id: str) -> dict[str, str]:
         """The environment of secrets an action declared, opened for one run; records each access."""

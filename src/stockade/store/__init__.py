@@ -19,6 +19,7 @@ from stockade.store.base import (
     Write,
 )
 from stockade.store.gateway import GatewayStore, QuotaWindow
+from stockade.store.logins import LoginStore
 from stockade.store.monitoring import AlertQuery, DeadLetter, EventQuery, MonitoringStore, WebhookRecord
 from stockade.store.sql import SqlStore
 from stockade.store.sqlite import open_sqlite_store
@@ -37,6 +38,7 @@ __all__ = [
     "EventQuery",
     "GatewayStore",
     "KeyRecord",
+    "LoginStore",
     "MonitoringStore",
     "Put",
     "QuotaWindow",

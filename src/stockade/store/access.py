@@ -71,6 +71,9 @@ class AccessStore(Protocol):
     async def get_key_hmac(self, uuid: str) -> dict[str, JSON] | None:
         """The sealed request-signing key of an API key."""
 
+    async def list_key_hmacs(self) -> dict[str, dict[str, JSON]]:
+        """Every key's sealed signing key, by uuid (keys without one are left out)."""
+
     async def security_epoch(self) -> int:
         """A counter bumped by every revocation or role change; caches watch it."""
 
@@ -174,6 +177,11 @@ class SqlAccess:
                 )
             ]
         )
+
+    async def list_key_hmacs(self) -> dict[str, dict[str, JSON]]:
+        """All sealed signing keys (authentication keeps them in memory, like the key records)."""
+        rows = await self._db.fetchall("SELECT uuid, hmac_sealed FROM api_keys WHERE hmac_sealed IS NOT NULL")
+        return {str(r[0]): json.loads(r[1]) for r in rows}
 
     async def get_key_hmac(self, uuid: str) -> dict[str, JSON] | None:
         """The sealed signing key."""

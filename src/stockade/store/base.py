@@ -15,6 +15,7 @@ from stockade.domain import JSON, Activation, Namespace
 from stockade.store.access import AccessStore
 from stockade.store.gateway import GatewayStore
 from stockade.store.keymaterial import KeyMaterialStore, KeyRecord
+from stockade.store.logins import LoginStore
 from stockade.store.monitoring import MonitoringStore
 
 __all__ = [
@@ -118,7 +119,7 @@ class ActionVersionRef:
     version: str
 
 
-class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, Protocol):
+class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, LoginStore, Protocol):
     """Persistent state of the platform."""
 
     async def open(self) -> None:

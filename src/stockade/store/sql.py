@@ -38,6 +38,7 @@ from stockade.store.driver import (
 )
 from stockade.store.gateway import SqlGateway
 from stockade.store.keymaterial import SqlKeyMaterial
+from stockade.store.logins import SqlLogins
 from stockade.store.monitoring import SqlMonitoring
 
 __all__ = [
@@ -72,7 +73,7 @@ def _package_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else ""
 
 
-class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway):
+class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins):
     """Store over a Driver."""
 
     def __init__(self, driver: Driver) -> None:

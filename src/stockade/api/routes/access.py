@@ -6,13 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stockade.api.context import authenticate, endpoint, namespace_param, read_json, services_of
+from stockade.api.context import authenticate, client_address, endpoint, namespace_param, read_json, services_of
 from stockade.api.problems import JsonResponse
-from stockade.domain import as_mapping, lint_policy, parse_policy
-from stockade.domain.policy import POLICY_ANNOTATION
-from stockade.errors import BadRequestError, PlatformError
-from stockade.security.authz import Permission
-from stockade.services.records import action_from_doc
+from stockade.domain import as_mapping
+from stockade.errors import BadRequestError
 
 __all__ = ["routes"]
 
@@ -54,7 +51,9 @@ async def keys(request: Request) -> Response:
     subject, role = body.get("subject"), body.get("role")
     if not isinstance(subject, str) or (role is not None and not isinstance(role, str)):
         raise BadRequestError("The request content was malformed:\n'subject' (and 'role', if given) must be strings")
-    key = await services.access.issue_key(credentials.identity, namespace, subject, role)
+    key = await services.access.issue_key(
+        credentials.identity, namespace, subject, role, source=client_address(request)
+    )
     return JsonResponse({"uuid": key.uuid, "key": key.token, "subject": subject, "namespace": namespace})
 
 
@@ -88,27 +87,7 @@ async def policy_lint(request: Request) -> Response:
     credentials = await authenticate(request)
     services = services_of(request)
     namespace = namespace_param(request, credentials)
-    await services.access.require(credentials.identity, namespace, Permission.READ, namespace)
-    report = []
-    skip = 0
-    while True:
-        page = await services.store.list_entities(namespace, "actions", package=None, skip=skip, limit=200)
-        for entity in page:
-            action = action_from_doc(entity.namespace, entity.name, entity.updated, entity.doc, "")
-            provide = action.annotation("provide-api-key")
-            try:
-                findings = lint_policy(
-                    parse_policy(action.annotation(POLICY_ANNOTATION), namespace),
-                    namespace,
-                    provides_api_key=provide is None or bool(provide),
-                )
-            except PlatformError as exc:
-                findings = [f"invalid policy: {exc.message}"]
-            if findings:
-                report.append({"action": action.path.fqn, "findings": findings})
-        if len(page) < 200:
-            break
-        skip += 200
+    report = await services.actions.lint_policies(credentials.identity, namespace)
     return JsonResponse({"namespace": namespace, "actions": report})
 
 

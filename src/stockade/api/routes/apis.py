@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stockade.api.context import (
+    RouteServices,
     authenticate,
     client_address,
     endpoint,
@@ -33,7 +34,7 @@ from stockade.api.context import (
 from stockade.api.problems import JsonResponse, error_response
 from stockade.domain import JSON, ApiRoute, api_route_from_json, api_route_to_json
 from stockade.errors import BadRequestError, NotFoundError, PlatformError
-from stockade.services import AuditEvent, Services
+from stockade.services import AuditEvent
 from stockade.services.apidocs import api_items, cli_api, routes_from_apidoc
 
 __all__ = ["routes"]
@@ -41,7 +42,7 @@ __all__ = ["routes"]
 APIMGMT: Final = "/api/v1/web/whisk.system/apimgmt"
 
 
-def _route_json(services: Services, route: ApiRoute) -> dict[str, JSON]:
+def _route_json(services: RouteServices, route: ApiRoute) -> dict[str, JSON]:
     return {**api_route_to_json(route), "url": services.apis.route_url(route)}
 
 

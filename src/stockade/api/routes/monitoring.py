@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stockade.api.context import (
+    RouteServices,
     authenticate,
     endpoint,
     namespace_param,
@@ -30,7 +31,7 @@ from stockade.errors import BadRequestError, ForbiddenError, UnauthenticatedErro
 from stockade.observability.events import Severity
 from stockade.observability.metrics import CONTENT_TYPE_LATEST
 from stockade.security.authz import Permission
-from stockade.services import Credentials, Services
+from stockade.services import Credentials
 from stockade.services.events import valid_type_filter
 from stockade.store import AlertQuery, EventQuery
 
@@ -39,7 +40,7 @@ __all__ = ["may_read_metrics", "routes"]
 MAX_LIMIT = 200
 
 
-async def may_read_metrics(services: Services, credentials: Credentials) -> bool:
+async def may_read_metrics(services: RouteServices, credentials: Credentials) -> bool:
     """Who may scrape /metrics besides the bearer token: holders of MONITOR (owners, auditors) in
     the platform's administrative namespace (the metrics cover every namespace)."""
     return await services.access.allows(credentials.identity, services.settings.default_namespace, Permission.MONITOR)

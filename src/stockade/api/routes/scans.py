@@ -3,9 +3,10 @@
 - ``GET /api/v1/namespaces/{ns}/scans/{[pkg/]name}[?version=][&format=sarif]``: the stored
   report of an action version (default: the current one), as JSON or SARIF 2.1.0.
 - ``GET|PUT|DELETE /api/v1/namespaces/{ns}/scanpolicy``: which severities block and warn
-  (reading is for the namespace; changing it is for the platform's administrative namespace).
-- ``POST /api/v1/admin/advisories``: ``{"advisories": [OSV, ...]}``, for the administrative
-  namespace (the platform's default namespace until roles exist); ``GET`` counts them.
+  (reading needs READ in the namespace; changing it needs ROLES in the platform's administrative
+  namespace, declared in routes/permissions.py and checked again by the gate).
+- ``POST /api/v1/admin/advisories``: ``{"advisories": [OSV, ...]}``, for holders of ROLES in the
+  platform's administrative namespace (its owners); ``GET`` counts them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stockade.api.context import authenticate, endpoint, entity_path, namespace_param, read_json, services_of
+from stockade.api.context import (
+    authenticate,
+    client_address,
+    endpoint,
+    entity_path,
+    namespace_param,
+    read_json,
+    services_of,
+)
 from stockade.api.problems import JsonResponse
 from stockade.domain import as_mapping
-from stockade.errors import BadRequestError, ForbiddenError
+from stockade.errors import BadRequestError
 
 __all__ = ["routes"]
 
@@ -47,13 +56,11 @@ async def scan_policy(request: Request) -> Response:
     namespace = namespace_param(request, credentials)
     identity = credentials.identity
     if request.method == "GET":
-        if namespace != identity.namespace and identity.namespace != services.settings.default_namespace:
-            raise ForbiddenError()
         return JsonResponse({"namespace": namespace, **(await services.scans.policy(namespace)).to_json()})
     body = None
     if request.method == "PUT":
         body = as_mapping(await read_json(request, limit_bytes=64 * 1024), "body")
-    policy = await services.scans.set_policy(identity, namespace, body)
+    policy = await services.scans.set_policy(identity, namespace, body, source=client_address(request))
     return JsonResponse({"namespace": namespace, **policy.to_json()})
 
 
@@ -62,12 +69,14 @@ async def advisories(request: Request) -> Response:
     """POST a batch of OSV advisories (rescans deployed actions); GET how many are stored."""
     credentials = await authenticate(request)
     services = services_of(request)
-    if credentials.identity.namespace != services.settings.default_namespace:
-        raise ForbiddenError("Only the platform's administrative namespace may manage advisories.")
     if request.method == "GET":
-        return JsonResponse({"advisories": await services.store.count_advisories()})
+        return JsonResponse({"advisories": await services.scans.advisory_count(credentials.identity)})
     body = as_mapping(await read_json(request, limit_bytes=services.settings.api.max_body_bytes), "body")
-    return JsonResponse(await services.scans.import_advisories(credentials.identity, body.get("advisories")))
+    return JsonResponse(
+        await services.scans.import_advisories(
+            credentials.identity, body.get("advisories"), source=client_address(request)
+        )
+    )
 
 
 _BASE = "/api/v1/namespaces/{ns}"

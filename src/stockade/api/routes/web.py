@@ -74,7 +74,9 @@ async def _resolve(request: Request) -> tuple[Identity, EntityPath, Action, str]
 async def _check_web_auth(request: Request, action: Action) -> str | None:
     """Apply ``require-whisk-auth``; returns the caller's namespace when credentials are valid."""
     services = services_of(request)
-    credentials = await services.auth.try_authenticate(request.headers.get("authorization"))
+    credentials = await services.auth.try_authenticate(
+        request.headers.get("authorization"), source=client_address(request)
+    )
     user = credentials.identity.namespace if credentials else None
     required = action.annotation("require-whisk-auth")
     if required is None or required is False:
