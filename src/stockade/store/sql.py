@@ -28,6 +28,7 @@ from stockade.store.base import (
     Write,
 )
 from stockade.store.codec import activation_from_doc, activation_to_doc
+from stockade.store.console import SqlConsole
 from stockade.store.driver import (
     Driver,
     MigrationLocking,
@@ -72,7 +73,7 @@ def _package_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else ""
 
 
-class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway):
+class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlConsole):
     """Store over a Driver."""
 
     def __init__(self, driver: Driver) -> None:
