@@ -21,11 +21,13 @@ from stockade.services.apis import ApiService
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, FailureLimiter, SignedParts
 from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.console import ConsoleSessions, NewSession
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.limits import LimitOverrides
 from stockade.services.monitoring import Monitoring, ReportsStatistics, build_monitoring, new_event_pipeline
 from stockade.services.namespaces import Bootstrap, NamespaceService
 from stockade.services.packages import PackageService
+from stockade.services.posture import NamespacePosture, PostureService
 from stockade.services.quotas import RetryLaterError
 from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
@@ -50,6 +52,7 @@ __all__ = [
     "Authenticator",
     "Bootstrap",
     "Catalog",
+    "ConsoleSessions",
     "Credentials",
     "DeployGate",
     "InvokeRequest",
@@ -58,9 +61,12 @@ __all__ = [
     "KeyRotation",
     "LimitOverrides",
     "Monitoring",
+    "NamespacePosture",
     "NamespaceService",
+    "NewSession",
     "PackageService",
     "ParameterVault",
+    "PostureService",
     "ResolvedAction",
     "RetryLaterError",
     "RotationReport",
@@ -106,6 +112,8 @@ class Services:
     monitoring: Monitoring
     apis: ApiService
     limits: LimitOverrides
+    console: ConsoleSessions
+    posture: PostureService
 
 
 def build_services(
@@ -189,13 +197,14 @@ def build_services(
         tracer=tracer,
     )
     gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace, events=monitoring.gate)
+    actions = ActionService(catalog, limits, clock.now_ms, vault, secrets, gate)
     return Services(
         settings=settings,
         store=store,
         clock=clock,
         auth=auth,
         catalog=catalog,
-        actions=ActionService(catalog, limits, clock.now_ms, vault, secrets, gate),
+        actions=actions,
         packages=PackageService(catalog, limits, clock.now_ms, vault),
         triggers=TriggerService(catalog, invoke, recorder, throttle, limits, clock, vault),
         rules=RuleService(catalog, clock.now_ms),
@@ -214,4 +223,6 @@ def build_services(
         monitoring=monitoring,
         apis=ApiService(store, access, clock, base_url=settings.api.base_url, max_body_bytes=limits.max_payload_bytes),
         limits=limit_overrides,
+        console=ConsoleSessions(store, auth, audit, clock, ttl_s=settings.console.session_ttl_s),
+        posture=PostureService(access, actions, gate, monitoring.alerts, monitoring.events, clock.now_ms),
     )

@@ -39,9 +39,10 @@ SIGNATURE_WINDOW_S: Final = 300
 @final
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """An authenticated identity."""
+    """An authenticated identity (and, for a JWT, when it stops being valid)."""
 
     identity: Identity
+    expires_ms: int | None = None
 
 
 @final
@@ -253,7 +254,7 @@ class Authenticator:
             scope=claims.scope,
             role=claims.role,
         )
-        return Credentials(identity)
+        return Credentials(identity, expires_ms=claims.expires_s * 1000)
 
     async def _signing_key(self, record: KeyRecord) -> bytes | None:
         cached = self._signing_keys.get(record.uuid)
