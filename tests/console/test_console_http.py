@@ -33,15 +33,20 @@ def test_login_page_is_served_with_a_strict_csp_and_no_cors(console):
     r = console.client.get("/console/login", headers={**HTML, "origin": "https://evil.example"})
     assert r.status_code == 200
     csp = r.headers["content-security-policy"]
-    assert "script-src 'none'" in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
-    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "script-src 'none'" in csp
+    assert "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["cache-control"] == "no-store"
     assert "access-control-allow-origin" not in r.headers
     assert "<script" not in r.text
     css = console.client.get("/console/static/console.css")
-    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
-    assert "url(" not in css.text and "@import" not in css.text  # no external assets
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert "url(" not in css.text
+    assert "@import" not in css.text
 
 
 def test_sign_in_sets_a_short_lived_httponly_strict_cookie(console):
@@ -49,7 +54,9 @@ def test_sign_in_sets_a_short_lived_httponly_strict_cookie(console):
     assert r.status_code == 303, r.text
     assert r.headers["location"] == "/console/ns/guest"
     cookie = _cookie_header(r, "stockade_console").lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/console" in cookie
     assert "max-age=900" in cookie
     assert console.sign_in(console.keys["guest"]).headers["location"] == "/console/ns/guest"
     page = console.client.get("/console/ns/guest", headers=HTML)
@@ -60,7 +67,8 @@ def test_sign_in_sets_a_short_lived_httponly_strict_cookie(console):
 def test_the_session_token_is_never_stored_in_the_clear(console):
     r = console.sign_in(console.keys["guest"])
     token = console.client.cookies.get("stockade_console")
-    assert token and len(token) >= 40
+    assert token
+    assert len(token) >= 40
     db = (console.services.settings.data_dir / "db.sqlite").read_bytes()
     assert token.encode() not in db
     assert r.status_code == 303
@@ -85,7 +93,8 @@ def test_wrong_credentials_are_refused_and_count_towards_lockout(tmp_path):
 
 def test_pages_without_a_session_redirect_browsers_and_refuse_others(console):
     r = console.client.get("/console/ns/guest", headers=HTML, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+    assert r.status_code == 303
+    assert r.headers["location"] == "/console/login"
     r = console.client.get("/console/ns/guest")
     assert r.status_code == 401
     assert set(r.json()) == {"error", "code"}
@@ -214,12 +223,14 @@ def test_posture_shows_risky_and_safe_actions_and_what_to_fix_first(console):
     assert "risky</a>: Web-exported without authentication" in fixes
     assert "Unrestricted egress grant" in fixes
     assert "safe</a>" not in fixes
-    assert "exported, NO auth" in page and "exported, auth required" in page
+    assert "exported, NO auth" in page
+    assert "exported, auth required" in page
     assert "fresh sandbox per run" in page
     assert "passed" in page  # the deploy gate's last decision
     detail = console.client.get("/console/ns/guest/actions/safe", headers=HTML)
     assert detail.status_code == 200
-    assert "<svg" in detail.text and "Invocations" in detail.text
+    assert "<svg" in detail.text
+    assert "Invocations" in detail.text
     assert console.client.get("/console/ns/guest/actions/nope", headers=HTML).status_code == 404
     assert console.client.get("/console/ns/guest/actions/a/b/c").status_code == 400
 
@@ -235,9 +246,11 @@ def test_markup_in_names_results_logs_and_annotations_is_shown_as_text(console):
     console.sign_in(console.keys["guest"])
     detail = console.client.get(f"/console/ns/guest/activations/{activation_id}", headers=HTML)
     assert detail.status_code == 200
-    assert "<script>alert" not in detail.text and "<img src=x" not in detail.text
+    assert "<script>alert" not in detail.text
+    assert "<img src=x" not in detail.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail.text
-    assert "{{7*7}}" in detail.text and ">49<" not in detail.text
+    assert "{{7*7}}" in detail.text
+    assert ">49<" not in detail.text
 
 
 def test_alert_detail_and_acknowledgment(console):
@@ -258,14 +271,16 @@ def test_alert_detail_and_acknowledgment(console):
     console.run(console.services.store.put_alerts, [alert])
     console.sign_in(console.keys["guest"])
     listing = console.client.get("/console/ns/guest/alerts", headers=HTML).text
-    assert "&lt;b&gt;tamper&lt;/b&gt; in fn" in listing and ">open<" in listing
+    assert "&lt;b&gt;tamper&lt;/b&gt; in fn" in listing
+    assert ">open<" in listing
     url = f"/console/ns/guest/alerts/{'a' * 32}"
     csrf = console.csrf(url)
     assert console.client.post(url + "/ack", data={"note": "looking"}).status_code == 403
     r = console.client.post(url + "/ack", data={"csrf": csrf, "note": "<i>on it</i>"}, follow_redirects=False)
     assert r.status_code == 303
     page = console.client.get(url, headers=HTML).text
-    assert "acknowledged by guest" in page and "&lt;i&gt;on it&lt;/i&gt;" in page
+    assert "acknowledged by guest" in page
+    assert "&lt;i&gt;on it&lt;/i&gt;" in page
     assert "Acknowledge</button>" not in page
     assert "acknowledged by" in console.client.get("/console/ns/guest/alerts?status=acknowledged", headers=HTML).text
     assert console.client.get("/console/ns/guest/alerts/" + "b" * 32).status_code == 404
@@ -278,7 +293,8 @@ def test_audit_verification_entries_and_export(console):
     console.run(console.services.audit.flush)
     page = console.client.get("/console/ns/guest/audit", headers=HTML)
     assert page.status_code == 200
-    assert "Intact:" in page.text and "console.sign_in" in page.text
+    assert "Intact:" in page.text
+    assert "console.sign_in" in page.text
     export = console.client.get("/console/ns/guest/audit/export")
     assert export.status_code == 200
     assert export.headers["content-disposition"].startswith("attachment;")
