@@ -342,3 +342,9 @@ def test_sign_out_ends_the_session(browser: Browser, seeded: Seeded) -> None:
     page.wait_for_url("**/console/login")
     page.goto(f"{seeded.server.url}/console/ns/guest/audit")
     assert page.url.endswith("/console/login")
+
+
+def test_the_server_logged_no_unhandled_error(browser: Browser, seeded: Seeded) -> None:
+    log = seeded.server.log()
+    assert "unhandled_error" not in log
+    assert "Traceback" not in log
