@@ -13,9 +13,13 @@ from dataclasses import replace
 
 from starlette.testclient import TestClient
 
+from stockade.api.app import Platform, create_app
 from stockade.config import Settings
+from stockade.console import console_routes
 from stockade.observability.alerts import Alert
-from stockade.observability.events import Severity
+from stockade.observability.events import EventType, SecurityEvent, Severity
+from stockade.store import open_sqlite_store
+from stockade.testing import InProcessRunner
 
 from .conftest import HTML, Console, make_console
 
@@ -326,3 +330,54 @@ def test_bad_input_gets_openwhisk_errors_not_500s(console):
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert big.status_code == 413
+
+
+def test_secrets_wired_and_recent_tamper_events_reach_the_posture(console):
+    assert (
+        console.api("PUT", "/api/v1/namespaces/_/secrets/db-password", json={"value": "s3cret-value"}).status_code
+        == 200
+    )
+    wired = {
+        "exec": {"kind": "python:3", "code": "def main(a):\n    return {}\n"},
+        "annotations": [
+            {"key": "secrets", "value": {"DB_PASSWORD": "db-password"}},
+            {"key": "policy", "value": {"egress": ["db.example.com:5432"]}},
+        ],
+    }
+    r = console.api("PUT", f"{A}/wired", json=wired)
+    assert r.status_code == 200, r.text
+    tamper = SecurityEvent(
+        EventType.SANDBOX_TAMPER, Severity.CRITICAL, console.clock.now_ms(), "guest", action="wired", source="invoker"
+    )
+    console.run(console.services.store.put_events, [tamper])
+    console.sign_in(console.keys["guest"])
+    page = console.client.get("/console/ns/guest", headers=HTML).text
+    fixes = page.split("What to fix first")[1].split("Namespace settings")[0]
+    first = fixes.split("<li")[1]
+    assert "critical" in first
+    assert "1 sandbox tamper event(s)" in first
+    assert "Holds secrets and may reach the network" in fixes
+    assert "db-password" in page
+    assert "s3cret-value" not in page  # names, never values
+
+
+def test_sessions_hold_on_every_controller_sharing_the_store(tmp_path):
+    """Scale-out: a session opened on one controller works, and ends, on another."""
+    app_a, keys, clock = make_console(tmp_path)
+    platform_b = Platform(
+        settings=Settings(data_dir=tmp_path),
+        store=open_sqlite_store(tmp_path / "db.sqlite"),
+        runner=InProcessRunner(),
+        clock=clock,
+        routes=console_routes(),
+    )
+    app_b = create_app(platform_b)
+    with TestClient(app_a) as a, TestClient(app_b) as b:
+        console_a = Console(a, keys, clock, app_a)
+        assert console_a.sign_in(keys["guest"]).status_code == 303
+        token = a.cookies.get("stockade_console")
+        b.cookies.set("stockade_console", token, path="/console")
+        assert b.get("/console/ns/guest").status_code == 200
+        csrf = console_a.csrf("/console/ns/guest")
+        assert a.post("/console/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+        assert b.get("/console/ns/guest").status_code == 401
