@@ -8,11 +8,13 @@ everything, so names, logs, results and annotations show as text.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
@@ -32,7 +34,7 @@ from stockade.console.security import (
     set_login_cookie,
     set_session_cookie,
 )
-from stockade.domain import JSON, Identity, is_valid_name, kv_to_json, validate_namespace
+from stockade.domain import Identity, is_valid_name, kv_to_json, validate_namespace
 from stockade.errors import (
     BadRequestError,
     ForbiddenError,
@@ -99,9 +101,7 @@ class Ctx:
     @property
     def csrf(self) -> str:
         """The session's CSRF token, for forms."""
-        from stockade.services.console import csrf_token_for
-
-        return csrf_token_for(self.token)
+        return ConsoleSessions.csrf_token(self.token)
 
     def namespace(self) -> str:
         """The URL's namespace (``_``: the caller's own)."""
@@ -223,8 +223,6 @@ async def login(request: Request) -> Response:
         if credential.count(".") == 2 and ":" not in credential:
             authorization = f"Bearer {credential}"
         else:
-            import base64
-
             authorization = "Basic " + base64.b64encode(credential.encode()).decode()
         session = await services.console.sign_in(authorization, source=_client(request))
     except PlatformError as exc:
@@ -263,8 +261,6 @@ async def home(request: Request) -> Response:
 
 async def static(request: Request) -> Response:
     """The console's own stylesheet (no external assets)."""
-    from importlib import resources
-
     name = request.path_params["file"]
     media = _STATIC.get(name)
     if media is None:
@@ -541,10 +537,6 @@ async def audit_export(ctx: Ctx) -> Response:
         media_type="application/x-ndjson",
         headers={"content-disposition": f'attachment; filename="audit-{filename}.jsonl"'},
     )
-
-
-def _json(value: JSON) -> str:
-    return _pretty(value)
 
 
 def console_routes() -> list[BaseRoute]:

@@ -149,6 +149,11 @@ class ConsoleSessions:
         )
 
     @staticmethod
+    def csrf_token(token: str) -> str:
+        """The CSRF token of the session ``token`` (for its forms)."""
+        return csrf_token_for(token)
+
+    @staticmethod
     def csrf_matches(token: str, presented: str | None) -> bool:
         """Whether ``presented`` is the session's CSRF token (constant-time)."""
         if not presented or len(presented) > 128:

@@ -8,7 +8,9 @@ never computed some other way.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Final, final
 
 from stockade.domain import JSON, EntityPath, Identity, is_truthy, parse_policy
@@ -26,10 +28,60 @@ from stockade.store import EventQuery
 __all__ = ["ActionPosture", "NamespacePosture", "PostureService", "Risk"]
 
 MAX_ACTIONS: Final = 1000
-KEY_AGE_WARN_DAYS: Final = 90
 _DAY_MS: Final = 86_400_000
-# What to fix first: severity rank of each risk (higher first). Policy as data, one place.
+# What to fix first: the severity rank of each risk (higher first).
 RISK_RANK: Final = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+RISK_IDS: Final = frozenset(
+    {
+        "tamper",
+        "web_without_auth",
+        "accepted_risk",
+        "unrestricted_egress",
+        "secrets_and_egress",
+        "web_without_schema",
+        "token_without_grants",
+        "invalid_policy",
+        "unprotected_namespace",
+        "old_key",
+    }
+)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RiskCatalogue:
+    """The posture's risks as data (policies/posture.json): severity, text and fix of each."""
+
+    key_age_warn_days: int
+    risks: dict[str, dict[str, str]]
+
+
+def load_risk_catalogue(text: str | None = None) -> RiskCatalogue:
+    """Parse and validate the packaged catalogue (or ``text``): every risk the code reports, no other."""
+    raw = text if text is not None else (resources.files("stockade.services") / "policies" / "posture.json").read_text()
+    doc = json.loads(raw)
+    risks = doc.get("risks")
+    if not isinstance(risks, dict) or set(risks) != RISK_IDS:
+        raise ValueError(f"posture.json must describe exactly the risks {sorted(RISK_IDS)}")
+    for risk_id, entry in risks.items():
+        if entry.get("severity") not in RISK_RANK:
+            raise ValueError(f"posture.json: {risk_id!r} has no valid severity")
+        if not all(isinstance(entry.get(k), str) and entry[k] for k in ("text", "fix", "reason")):
+            raise ValueError(f"posture.json: {risk_id!r} needs text, fix and reason")
+    days = doc.get("key_age_warn_days")
+    if not isinstance(days, int) or days < 1:
+        raise ValueError("posture.json: key_age_warn_days must be a positive integer")
+    return RiskCatalogue(days, {k: {f: str(v) for f, v in e.items()} for k, e in risks.items()})
+
+
+CATALOGUE: Final = load_risk_catalogue()
+
+
+def _risk(risk_id: str, action: str, **facts: object) -> Risk:
+    """A risk from the catalogue; the facts fill its placeholders (they are values, never templates)."""
+    entry = CATALOGUE.risks[risk_id]
+    values = {"action": action, **facts}
+    return Risk(entry["severity"], entry["text"].format(**values), action, entry["fix"].format(**values))
 
 
 @final
@@ -272,97 +324,34 @@ class PostureService:
 
     @staticmethod
     def _namespace_risks(protected: bool, keys: tuple[KeyAge, ...] | None) -> list[Risk]:
-        risks = []
-        if not protected:
-            risks.append(
-                Risk(
-                    "low",
-                    "The namespace is not protected: any developer can change production.",
-                    "",
-                    "stockade key create ci-bot --role deployer && stockade policy protect on",
-                )
-            )
+        risks = [] if protected else [_risk("unprotected_namespace", "")]
         risks.extend(
-            Risk(
-                "medium",
-                f"API key {key.uuid} ({key.subject}) is {key.age_days} days old.",
-                "",
-                f"stockade admin key-rotate {key.uuid}",
-            )
+            _risk("old_key", "", uuid=key.uuid, subject=key.subject, days=key.age_days)
             for key in keys or ()
-            if not key.revoked and key.age_days >= KEY_AGE_WARN_DAYS
+            if not key.revoked and key.age_days >= CATALOGUE.key_age_warn_days
         )
         return risks
 
 
 def _with_risks(facts: ActionPosture) -> ActionPosture:
-    risks: list[Risk] = []
     key = facts.key
+    risks: list[Risk] = []
     if facts.tamper_events:
-        risks.append(
-            Risk(
-                "critical",
-                f"{facts.tamper_events} sandbox tamper event(s) in the last 7 days.",
-                key,
-                "Inspect the events, redeploy the action from source, rotate its secrets.",
-            )
-        )
+        risks.append(_risk("tamper", key, count=facts.tamper_events))
     if facts.web and not facts.web_requires_auth:
-        risks.append(
-            Risk(
-                "high",
-                "Web-exported without authentication: anyone can call it.",
-                key,
-                f"stockade action update {key} -a require-whisk-auth true",
-            )
-        )
+        risks.append(_risk("web_without_auth", key))
     if facts.accepted_risk:
-        risks.append(
-            Risk(
-                "high",
-                f"Deployed with accepted risk: {facts.accepted_risk}",
-                key,
-                "Fix the findings and redeploy without --accept-risk.",
-            )
-        )
+        risks.append(_risk("accepted_risk", key, reason=facts.accepted_risk))
     if any(t in ("*", "*:*", "0.0.0.0/0", "::/0") or t.startswith("*") for t in facts.egress):
-        risks.append(
-            Risk(
-                "high",
-                "Unrestricted egress grant.",
-                key,
-                f'stockade action update {key} -a policy \'{{"egress": ["host.example:443"]}}\'',
-            )
-        )
+        risks.append(_risk("unrestricted_egress", key))
     if facts.secrets and facts.egress:
-        risks.append(
-            Risk(
-                "medium",
-                "Holds secrets and may reach the network.",
-                key,
-                "Narrow the egress grants to the hosts the secrets are for.",
-            )
-        )
+        risks.append(_risk("secrets_and_egress", key))
     if facts.web and not facts.input_schema:
-        risks.append(
-            Risk(
-                "medium",
-                "Web-exported without an input schema.",
-                key,
-                f"stockade action update {key} -a input-schema @schema.json",
-            )
-        )
+        risks.append(_risk("web_without_schema", key))
     if facts.scoped_token and not facts.invoke_grants:
-        risks.append(
-            Risk(
-                "low",
-                "Receives a token but its policy grants no invoke.",
-                key,
-                f"stockade action update {key} -a provide-api-key false",
-            )
-        )
+        risks.append(_risk("token_without_grants", key))
     if facts.policy_error:
-        risks.append(Risk("medium", f"Invalid policy: {facts.policy_error}", key, "Fix the policy annotation."))
+        risks.append(_risk("invalid_policy", key, error=facts.policy_error))
     return ActionPosture(**{**_fields(facts), "risks": tuple(risks)})
 
 
