@@ -18,7 +18,7 @@ from stockade.config import Settings
 from stockade.console import console_routes
 from stockade.observability.alerts import Alert
 from stockade.observability.events import EventType, SecurityEvent, Severity
-from stockade.store import open_sqlite_store
+from stockade.store import EventQuery, open_sqlite_store
 from stockade.testing import InProcessRunner
 
 from .conftest import HTML, Console, make_console
@@ -381,3 +381,52 @@ def test_sessions_hold_on_every_controller_sharing_the_store(tmp_path):
         csrf = console_a.csrf("/console/ns/guest")
         assert a.post("/console/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
         assert b.get("/console/ns/guest").status_code == 401
+
+
+def test_refusals_are_security_events_and_audit_entries(console):
+    console.sign_in(console.keys["guest"])
+    assert console.client.post("/console/logout", data={"csrf": "forged"}).status_code == 403
+    assert console.client.get("/console/ns/other/audit").status_code == 403
+    console.run(console.services.monitoring.events.flush)
+    console.run(console.services.audit.flush)
+    events = console.run(
+        console.services.store.list_events,
+        EventQuery(namespaces=("guest", "other"), types=("authorization.denied",)),
+    )
+    reasons = {(e.namespace, e.details.get("reason"), e.source) for e in events}
+    assert ("guest", "csrf", "console") in reasons
+    assert ("other", "permission", "console") in reasons
+    guest_chain = console.client.get("/console/ns/guest/audit/export").text
+    assert '"outcome":"403"' in guest_chain
+    assert '"reason":"csrf"' in guest_chain
+
+
+def test_a_cookie_planted_before_sign_in_is_never_adopted(console):
+    """Session fixation: sign-in always issues a fresh token."""
+    console.client.cookies.set("stockade_console", "planted-by-attacker", domain="testserver.local", path="/console")
+    r = console.sign_in(console.keys["guest"])
+    assert r.status_code == 303
+    issued = _cookie_header(r, "stockade_console").split(";")[0].split("=", 1)[1]
+    assert issued != "planted-by-attacker"
+    assert console.client.cookies.get("stockade_console") == issued
+
+
+def test_hostile_paths_and_numbers_are_refused_cleanly(console):
+    console.sign_in(console.keys["guest"])
+    for path, status in [
+        ("/console/ns/guest/activations?page=99999999999999999999999", 400),
+        ("/console/ns/guest/audit?since=99999999999999999999999", 400),
+        ("/console/ns/guest%00/activations", 400),
+        ("/console/ns/" + "a" * 300, 400),
+        ("/console/ns/guest/actions/%2e%2e", 400),
+        ("/console/ns/guest/actions/..%2f..%2fetc", 400),
+        ("/console/ns/guest/activations/" + "f" * 400, 400),
+        ("/console/ns/guest/alerts/" + "a" * 65, 404),
+    ]:
+        r = console.client.get(path)
+        assert r.status_code == status, (path, r.status_code, r.text)
+    many = "&".join(f"f{i}=x" for i in range(50))
+    r = console.client.post(
+        "/console/logout", content=many, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code == 400

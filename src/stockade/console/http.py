@@ -45,9 +45,9 @@ from stockade.errors import (
     UnauthenticatedError,
     UnsupportedMediaTypeError,
 )
-from stockade.observability.events import EVENT_TYPES, Severity
+from stockade.observability.events import EVENT_TYPES, EventType, SecurityEvent, Severity
 from stockade.security.authz import Permission
-from stockade.services import AuditLog, ConsoleSessions, Services
+from stockade.services import AuditEvent, AuditLog, ConsoleSessions, Services
 from stockade.services.events import valid_type_filter
 from stockade.store import ActivationQuery, AlertQuery, EventQuery
 
@@ -187,14 +187,42 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             else:
                 response = _error(request, exc)
         except PlatformError as exc:
-            if exc.status == 403:
-                log.info("console.refused", path=request.url.path[:200], subject=identity.subject if identity else "")
+            if exc.status in (403, 429):
+                _record_refusal(request, services, identity, exc)
             response = _error(request, exc, identity)
         return apply_headers(response)
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped
+
+
+def _record_refusal(request: Request, services: Services, identity: Identity | None, exc: PlatformError) -> None:
+    """A console refusal is a security event and an audit entry, like the API's."""
+    raw_ns = str(request.path_params.get("ns", ""))
+    namespace = identity.namespace if identity is not None and raw_ns in ("", "_") else raw_ns
+    if namespace and not is_valid_name(namespace):
+        namespace = identity.namespace if identity is not None else ""
+    subject = identity.subject if identity is not None else "anonymous"
+    reason = "csrf" if exc.message == CSRF_REFUSED else "permission"
+    path = request.url.path[:300]
+    services.monitoring.events.emit(
+        SecurityEvent(
+            type=EventType.AUTHORIZATION_DENIED if exc.status == 403 else EventType.RATE_LIMITED,
+            severity=Severity.MEDIUM if exc.status == 403 else Severity.LOW,
+            time_ms=services.clock.now_ms(),
+            namespace=namespace,
+            subject=subject,
+            source="console",
+            details={"method": request.method, "path": path, "client": _client(request), "reason": reason},
+        )
+    )
+    services.audit.record(
+        AuditEvent(
+            namespace, subject, f"console {request.method}", path, str(exc.status), _client(request), {"reason": reason}
+        )
+    )
+    log.info("console.refused", path=path, subject=subject, reason=reason)
 
 
 # -- sign-in and out -----------------------------------------------------------------------------
@@ -232,6 +260,8 @@ async def login(request: Request) -> Response:
             response = _render("login.html", exc.status, login_token=token, error=message)
             set_login_cookie(response, request, token)
             return apply_headers(response)
+        if exc.status == 403:
+            _record_refusal(request, services, None, exc)
         return apply_headers(_error(request, exc))
     response = RedirectResponse(f"/console/ns/{quote(session.identity.namespace, safe='')}", status_code=303)
     ttl_s = max(1, (session.expires_ms - services.clock.now_ms()) // 1000)
