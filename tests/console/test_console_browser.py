@@ -344,6 +344,28 @@ def test_sign_out_ends_the_session(browser: Browser, seeded: Seeded) -> None:
     assert page.url.endswith("/console/login")
 
 
+def test_keyboard_only_sign_in_and_navigation(browser: Browser, seeded: Seeded) -> None:
+    page = browser.page
+    page.goto(f"{seeded.server.url}/console/login")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "credential"
+    page.keyboard.type(seeded.server.auth)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/ns/guest")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # the skip link moves focus to the content
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.keyboard.press("Shift+Tab")
+    for _ in range(12):
+        if page.evaluate("document.activeElement.textContent") == "Audit":
+            break
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/ns/guest/audit")
+
+
 def test_the_server_logged_no_unhandled_error(browser: Browser, seeded: Seeded) -> None:
     log = seeded.server.log()
     assert "unhandled_error" not in log
