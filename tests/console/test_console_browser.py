@@ -200,6 +200,7 @@ class Browser:
     dialogs: list[str]
     foreign: list[str]
     axe: str
+    console_errors: list[str] = field(default_factory=list)
 
     def check_axe(self) -> None:
         self.page.evaluate(self.axe)
@@ -224,6 +225,7 @@ def browser(seeded: Seeded) -> Iterator[Browser]:
             page = context.new_page()
             state = Browser(page, [], [], AXE.read_text())
             page.on("dialog", lambda d: (state.dialogs.append(d.message), d.dismiss()))
+            page.on("console", lambda m: state.console_errors.append(m.text) if m.type == "error" else None)
             page.on(
                 "request",
                 lambda r: None if r.url.startswith(seeded.server.url) else state.foreign.append(r.url),
@@ -332,6 +334,8 @@ def test_nothing_ran_no_dialog_and_no_request_to_the_canary(browser: Browser, se
         page.goto(f"{seeded.server.url}/console/ns/guest{path}")
     assert browser.dialogs == []
     assert canary.hits == []
+    # Our own pages break no CSP rule (nothing inline, nothing external), so nothing is blocked.
+    assert [m for m in browser.console_errors if "Content Security Policy" in m] == []
     assert [u for u in browser.foreign if "/forge" not in u] == []
 
 
