@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from dataclasses import replace
 
 from starlette.testclient import TestClient
@@ -430,3 +431,18 @@ def test_hostile_paths_and_numbers_are_refused_cleanly(console):
         "/console/logout", content=many, headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert r.status_code == 400
+
+
+def test_an_audit_entry_edited_behind_the_platforms_back_shows_as_not_intact(console):
+    console.sign_in(console.keys["guest"])
+    console.run(console.services.audit.flush)
+    db = console.services.settings.data_dir / "db.sqlite"
+    with sqlite3.connect(db) as conn:
+        changed = conn.execute(
+            "UPDATE audit_log SET entry = replace(entry, 'console.sign_in', 'console.sign_ix') WHERE chain = 'guest'"
+        ).rowcount
+    assert changed >= 1
+    page = console.client.get("/console/ns/guest/audit", headers=HTML)
+    assert page.status_code == 200
+    assert "NOT intact" in page.text
+    assert "was altered" in page.text
