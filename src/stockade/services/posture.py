@@ -9,6 +9,7 @@ never computed some other way.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, final
@@ -174,7 +175,7 @@ class PostureService:
         scans: DeployGate,
         alerts: AlertService,
         events: EventPipeline,
-        now_ms: Any,
+        now_ms: Callable[[], int],
     ) -> None:
         self._access = access
         self._actions = actions
@@ -225,7 +226,7 @@ class PostureService:
         except ForbiddenError:
             hidden.append("key ages (need the roles permission)")
             return None
-        now = int(self._now_ms())
+        now = self._now_ms()
         return tuple(
             KeyAge(
                 uuid=str(k["uuid"]),
@@ -242,7 +243,7 @@ class PostureService:
         except ForbiddenError:
             hidden.append("tamper events (need the monitor permission)")
             return None
-        since = int(self._now_ms()) - 7 * _DAY_MS
+        since = self._now_ms() - 7 * _DAY_MS
         found = await self._events.list(
             EventQuery(
                 namespaces=(namespace,),
