@@ -205,10 +205,10 @@ class Browser:
     def check_axe(self) -> None:
         self.page.evaluate(self.axe)
         result = self.page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        # The issue asks for no serious or critical violation; the console has none of any impact.
         bad = [
             f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
             for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
         ]
         assert not bad, f"{self.page.url}: {bad}"
 
