@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from stockade import __version__
 from stockade.api.routes import all_routes
+from stockade.console import console_routes
 from stockade.gateway import gateway_routes
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "api" / "openapi.yaml"
@@ -22,7 +23,7 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "api" / "openapi.yaml"
 
 def spec() -> dict[str, object]:
     paths: dict[str, dict[str, object]] = {}
-    for route in [*gateway_routes(), *all_routes()]:
+    for route in [*console_routes(), *gateway_routes(), *all_routes()]:
         if not isinstance(route, Route):
             continue
         summary = (route.endpoint.__doc__ or route.name).strip().splitlines()[0]

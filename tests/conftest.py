@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from stockade.api.app import Platform, create_app
 from stockade.config import Settings
+from stockade.console import console_routes
 from stockade.gateway import gateway_routes
 from stockade.store import open_sqlite_store
 from stockade.testing import InProcessRunner
@@ -126,7 +127,7 @@ def make_api(tmp_path, settings=None):
             keys[ns] = key.token
 
     platform = Platform(
-        settings=settings, store=open_sqlite_store(tmp_path / "db.sqlite"), runner=runner, routes=gateway_routes()
+        settings=settings, store=open_sqlite_store(tmp_path / "db.sqlite"), runner=runner, routes=[*console_routes(), *gateway_routes()]
     )
     platform.on_open.append(bootstrap)
     return create_app(platform), keys, runner

@@ -21,6 +21,7 @@ from stockade.errors import BadRequestError
 __all__ = [
     "ApiSettings",
     "AuthSettings",
+    "ConsoleSettings",
     "InvokerSettings",
     "LimitSettings",
     "ObservabilitySettings",
@@ -194,6 +195,18 @@ class ObservabilitySettings:
 
 @final
 @dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The web console at /console (docs/design/console.md)."""
+
+    # Serve /console from this controller.
+    enabled: bool = True
+    # Lifetime of a console session (cookie and server-side record), from sign-in; never
+    # longer than the JWT it was exchanged for.
+    session_ttl_s: int = 900
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Stockade reads from its environment, once."""
 
@@ -208,6 +221,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     scan: ScanSettings = field(default_factory=ScanSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @property
     def master_key_path(self) -> Path:
@@ -237,6 +251,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthSettings,
     "scan": ScanSettings,
     "observability": ObservabilitySettings,
+    "console": ConsoleSettings,
 }
 
 

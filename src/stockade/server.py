@@ -19,6 +19,7 @@ import uvicorn
 
 from stockade.api.app import Platform, create_app, default_store
 from stockade.config import Settings, load_settings
+from stockade.console import console_routes
 from stockade.domain import JSON, Action, SystemClock
 from stockade.errors import PlatformError
 from stockade.gateway import gateway_routes
@@ -219,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_open=[bootstrap, wire_egress_events],
         on_close=[close_invoker],
         tracer=tracer,
-        routes=gateway_routes(),
+        # The web console (same origin as the API) and the API gateway, next to the API's routes.
+        routes=[*(console_routes() if settings.console.enabled else []), *gateway_routes()],
     )
     app = create_app(platform)
     config = uvicorn.Config(

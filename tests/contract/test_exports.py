@@ -17,6 +17,7 @@ PACKAGES = [
     "stockade.invoker",
     "stockade.sandbox",
     "stockade.api",
+    "stockade.console",
     "stockade.observability",
 ]
 

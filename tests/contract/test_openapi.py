@@ -6,6 +6,7 @@ import yaml
 from starlette.routing import Route
 
 from stockade.api.routes import all_routes
+from stockade.console import console_routes
 from stockade.gateway import gateway_routes
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "api" / "openapi.yaml"
@@ -13,7 +14,7 @@ SPEC = Path(__file__).resolve().parents[2] / "docs" / "api" / "openapi.yaml"
 
 def routes_in_app() -> set[tuple[str, str]]:
     found = set()
-    for route in [*gateway_routes(), *all_routes()]:
+    for route in [*console_routes(), *gateway_routes(), *all_routes()]:
         if isinstance(route, Route):
             for method in route.methods or ():
                 if method != "HEAD":

@@ -25,6 +25,7 @@ CALLERS = ("owner", "developer", "deployer", "invoker", "viewer", "auditor", "an
 NS = "/api/v1/namespaces/{ns}"
 WEB = "/api/v1/web/{ns}/{pkg}/{action}"
 APIMGMT = "/api/v1/web/whisk.system/apimgmt"
+CONSOLE = "/console/ns/{ns}"
 WEB_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 # (path template, method) → outcome per caller, in CALLERS order.
@@ -117,6 +118,25 @@ EXPECTED: dict[tuple[str, str], str] = {
     **{(WEB, m): "++++++++" for m in WEB_METHODS},
     **{(WEB + "/{rest:path}", m): "++++++++" for m in WEB_METHODS},
     **{("/api/gw/{rest:path}", m): "++++++++" for m in WEB_METHODS},
+    # console pages take a session cookie, never these headers: without a session every namespace page
+    # is a 401 (the sign-in page), a post without a session is a 401, and sign-in takes a form only; the per-role matrix over sessions is in
+    # tests/console/test_console_matrix.py
+    ("/console", "GET"): "++++++++",
+    ("/console/", "GET"): "++++++++",
+    ("/console/static/{file}", "GET"): "++++++++",
+    ("/console/login", "GET"): "++++++++",
+    ("/console/login", "POST"): "++++++++",
+    ("/console/logout", "POST"): "uuuuuuuu",
+    (CONSOLE, "GET"): "uuuuuuuu",
+    (CONSOLE + "/actions/{name:path}", "GET"): "uuuuuuuu",
+    (CONSOLE + "/activations", "GET"): "uuuuuuuu",
+    (CONSOLE + "/activations/{id}", "GET"): "uuuuuuuu",
+    (CONSOLE + "/events", "GET"): "uuuuuuuu",
+    (CONSOLE + "/alerts", "GET"): "uuuuuuuu",
+    (CONSOLE + "/alerts/{id}", "GET"): "uuuuuuuu",
+    (CONSOLE + "/alerts/{id}/ack", "POST"): "uuuuuuuu",
+    (CONSOLE + "/audit", "GET"): "uuuuuuuu",
+    (CONSOLE + "/audit/export", "GET"): "uuuuuuuu",
 }
 
 VALUES = {
@@ -128,6 +148,7 @@ VALUES = {
     "uuid": "00000000-0000-4000-8000-000000000000",
     "action": "target",
     "rest": "guest/shelf/x",
+    "file": "console.css",
 }
 
 

@@ -101,7 +101,8 @@ class ApiMiddleware:
         # Web actions and the API gateway (/api/gw/) answer CORS and OPTIONS themselves.
         is_web = path.startswith(("/api/v1/web/", "/api/gw/"))
         extra = [(b"x-request-id", tid.encode())]
-        if not is_web:
+        # The console is same-origin only: no CORS headers, ever.
+        if not is_web and not (path == "/console" or path.startswith("/console/")):
             extra.extend(CORS_HEADERS)
         if scope["method"] == "OPTIONS" and path.startswith("/api/") and not is_web:
             await send({"type": "http.response.start", "status": 200, "headers": [*extra, (b"content-length", b"0")]})

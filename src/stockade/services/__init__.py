@@ -21,12 +21,14 @@ from stockade.services.apis import ApiService
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, SignedParts
 from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.console import ConsoleSessions, NewSession
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.limits import LimitOverrides
 from stockade.services.lockout import LoginGuard
 from stockade.services.monitoring import Monitoring, ReportsStatistics, build_monitoring, new_event_pipeline
 from stockade.services.namespaces import Bootstrap, NamespaceService
 from stockade.services.packages import PackageService
+from stockade.services.posture import NamespacePosture, PostureService
 from stockade.services.quotas import RetryLaterError
 from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
@@ -51,6 +53,7 @@ __all__ = [
     "Authenticator",
     "Bootstrap",
     "Catalog",
+    "ConsoleSessions",
     "Credentials",
     "DeployGate",
     "InvokeRequest",
@@ -60,9 +63,12 @@ __all__ = [
     "LimitOverrides",
     "LoginGuard",
     "Monitoring",
+    "NamespacePosture",
     "NamespaceService",
+    "NewSession",
     "PackageService",
     "ParameterVault",
+    "PostureService",
     "ResolvedAction",
     "RetryLaterError",
     "RotationReport",
@@ -108,6 +114,8 @@ class Services:
     monitoring: Monitoring
     apis: ApiService
     limits: LimitOverrides
+    console: ConsoleSessions
+    posture: PostureService
 
 
 def build_services(
@@ -203,13 +211,14 @@ def build_services(
         audit=AuditLogHook(audit),
         audit_log=audit,
     )
+    actions = ActionService(catalog, limits, clock.now_ms, vault, secrets, gate)
     return Services(
         settings=settings,
         store=store,
         clock=clock,
         auth=auth,
         catalog=catalog,
-        actions=ActionService(catalog, limits, clock.now_ms, vault, secrets, gate),
+        actions=actions,
         packages=PackageService(catalog, limits, clock.now_ms, vault),
         triggers=TriggerService(catalog, invoke, recorder, throttle, limits, clock, vault),
         rules=RuleService(catalog, clock.now_ms),
@@ -228,4 +237,6 @@ def build_services(
         monitoring=monitoring,
         apis=ApiService(store, access, clock, base_url=settings.api.base_url, max_body_bytes=limits.max_payload_bytes),
         limits=limit_overrides,
+        console=ConsoleSessions(store, auth, audit, clock, ttl_s=settings.console.session_ttl_s),
+        posture=PostureService(access, actions, gate, monitoring.alerts, monitoring.events, clock.now_ms),
     )

@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import json
 import random
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -29,19 +30,22 @@ from stockade.config import ObservabilitySettings
 from stockade.domain import JSON, Clock, Identity
 from stockade.errors import BadRequestError, ForbiddenError, NotFoundError
 from stockade.observability.alerts import SIGNATURE_HEADER, Alert, AlertEngine, parse_rule, sign_payload
-from stockade.observability.events import Severity
+from stockade.observability.events import SecurityEvent, Severity
 from stockade.observability.metrics import Metrics
 from stockade.security.authz import Permission
 from stockade.services.access import AccessService
+from stockade.services.audit import AuditEvent
 from stockade.services.events import EventPipeline
 from stockade.services.vault import ParameterVault
-from stockade.store import AlertQuery, DeadLetter, Store, WebhookRecord
+from stockade.store import AlertAck, AlertQuery, DeadLetter, Store, WebhookRecord
 
 __all__ = ["AlertService", "WebhookDispatcher", "check_webhook_url"]
 
 log = structlog.get_logger("stockade.alerts")
 
 MAX_WEBHOOKS = 20
+MAX_ACK_NOTE_CHARS = 500
+_ALERT_ID_RE = re.compile(r"\A[0-9a-zA-Z_-]{1,64}\Z")
 MAX_RULES = 50
 MIN_SECRET_CHARS = 16
 MAX_BACKOFF_S = 60.0
@@ -370,3 +374,43 @@ class AlertService:
             }
             for d in await self._store.list_dead_letters(namespace, limit)
         ]
+
+    # -- detail and acknowledgment ---------------------------------------------------------------
+
+    async def alert_detail(
+        self, identity: Identity, namespace: str, alert_id: str
+    ) -> tuple[Alert, list[SecurityEvent], AlertAck | None]:
+        """One alert, the events it covers (its evidence) and its acknowledgment; 404 if unknown."""
+        await self.require(identity, namespace, write=False)
+        if not _ALERT_ID_RE.match(alert_id):
+            raise NotFoundError()
+        await self._pipeline.flush()
+        alert = await self._store.get_alert(namespace, alert_id)
+        if alert is None:
+            raise NotFoundError()
+        namespaces = (namespace, "") if namespace == self._admin else (namespace,)
+        evidence = await self._store.get_events_by_id(namespaces, alert.event_ids[:100])
+        acks = await self._store.list_alert_acks(namespace, [alert_id])
+        return alert, evidence, acks.get(alert_id)
+
+    async def acknowledgments(self, identity: Identity, namespace: str, alert_ids: list[str]) -> dict[str, AlertAck]:
+        """Acknowledgments of these alerts of ``namespace``."""
+        await self.require(identity, namespace, write=False)
+        return await self._store.list_alert_acks(namespace, alert_ids[:500])
+
+    async def acknowledge(self, identity: Identity, namespace: str, alert_id: str, note: str) -> AlertAck:
+        """Acknowledge an alert (MONITOR, like reading it); the first acknowledgment stands. Audited."""
+        alert, _evidence, existing = await self.alert_detail(identity, namespace, alert_id)
+        if existing is not None:
+            return existing
+        cleaned = "".join(c for c in note if c.isprintable())[:MAX_ACK_NOTE_CHARS]
+        ack = AlertAck(namespace, alert.alert_id, identity.subject, self._clock.now_ms(), cleaned)
+        if not await self._store.put_alert_ack(ack):
+            found = await self._store.list_alert_acks(namespace, [alert_id])
+            return found.get(alert_id, ack)
+        if self.access is not None:
+            self.access.audit(
+                AuditEvent(namespace, identity.subject, "alert.acknowledged", f"alerts/{alert.alert_id}", "ok")
+            )
+        log.info("alert.acknowledged", namespace=namespace, alert_id=alert.alert_id, subject=identity.subject)
+        return ack

@@ -51,9 +51,10 @@ SIGNATURE_WINDOW_S: Final = 300
 @final
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """An authenticated identity."""
+    """An authenticated identity (and, for a JWT, when it stops being valid)."""
 
     identity: Identity
+    expires_ms: int | None = None
 
 
 @final
@@ -227,7 +228,7 @@ class Authenticator:
             scope=claims.scope,
             role=claims.role,
         )
-        return Credentials(identity)
+        return Credentials(identity, expires_ms=claims.expires_s * 1000)
 
     async def _signing_key(self, record: KeyRecord | None) -> bytes | None:
         """The request-signing key of a known key, from the in-memory index (no store read)."""

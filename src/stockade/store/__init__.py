@@ -18,6 +18,7 @@ from stockade.store.base import (
     StoredEntity,
     Write,
 )
+from stockade.store.console import AlertAck, ConsoleSession, ConsoleStore
 from stockade.store.gateway import GatewayStore, QuotaWindow
 from stockade.store.logins import LoginStore
 from stockade.store.monitoring import AlertQuery, DeadLetter, EventQuery, MonitoringStore, WebhookRecord
@@ -30,9 +31,12 @@ __all__ = [
     "ActivationQuery",
     "AdvisoryRecord",
     "AdvisoryUpsert",
+    "AlertAck",
     "AlertQuery",
     "AuditRecord",
     "Collection",
+    "ConsoleSession",
+    "ConsoleStore",
     "DeadLetter",
     "Delete",
     "EventQuery",

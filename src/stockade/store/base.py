@@ -13,6 +13,7 @@ from typing import Literal, Protocol, final
 
 from stockade.domain import JSON, Activation, Namespace
 from stockade.store.access import AccessStore
+from stockade.store.console import ConsoleStore
 from stockade.store.gateway import GatewayStore
 from stockade.store.keymaterial import KeyMaterialStore, KeyRecord
 from stockade.store.logins import LoginStore
@@ -119,7 +120,7 @@ class ActionVersionRef:
     version: str
 
 
-class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, LoginStore, Protocol):
+class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, LoginStore, ConsoleStore, Protocol):
     """Persistent state of the platform."""
 
     async def open(self) -> None:

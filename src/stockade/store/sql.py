@@ -28,6 +28,7 @@ from stockade.store.base import (
     Write,
 )
 from stockade.store.codec import activation_from_doc, activation_to_doc
+from stockade.store.console import SqlConsole
 from stockade.store.driver import (
     Driver,
     MigrationLocking,
@@ -73,7 +74,7 @@ def _package_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else ""
 
 
-class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins):
+class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins, SqlConsole):
     """Store over a Driver."""
 
     def __init__(self, driver: Driver) -> None:

@@ -39,6 +39,11 @@ def public(reason: str) -> Need:
 
 AUTHENTICATED = Need(Scope.AUTHENTICATED)
 _WEB = public("a web action is public unless it requires auth (require-whisk-auth), checked by the web route")
+_CONSOLE = public(
+    "console pages authenticate by session cookie and call the same services and permission checks as the"
+    " API (tests/console/test_console_matrix.py checks every page for every caller)"
+)
+_CONSOLE_NS = "/console/ns/{ns}"
 _GATEWAY = public("each gateway route declares its own auth (none, API key, JWT scopes), checked by the pipeline")
 
 ROUTE_PERMISSIONS: dict[tuple[str, str], Need] = {
@@ -133,4 +138,26 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Need] = {
     **{("/api/v1/web/{ns}/{pkg}/{action}", m): _WEB for m in _WEB_METHODS},
     **{("/api/v1/web/{ns}/{pkg}/{action}/{rest:path}", m): _WEB for m in _WEB_METHODS},
     **{("/api/gw/{rest:path}", m): _GATEWAY for m in _WEB_METHODS},
+    # the web console
+    **{
+        (path, method): _CONSOLE
+        for path, method in (
+            ("/console", "GET"),
+            ("/console/", "GET"),
+            ("/console/static/{file}", "GET"),
+            ("/console/login", "GET"),
+            ("/console/login", "POST"),
+            ("/console/logout", "POST"),
+            (_CONSOLE_NS, "GET"),
+            (f"{_CONSOLE_NS}/actions/{{name:path}}", "GET"),
+            (f"{_CONSOLE_NS}/activations", "GET"),
+            (f"{_CONSOLE_NS}/activations/{{id}}", "GET"),
+            (f"{_CONSOLE_NS}/events", "GET"),
+            (f"{_CONSOLE_NS}/alerts", "GET"),
+            (f"{_CONSOLE_NS}/alerts/{{id}}", "GET"),
+            (f"{_CONSOLE_NS}/alerts/{{id}}/ack", "POST"),
+            (f"{_CONSOLE_NS}/audit", "GET"),
+            (f"{_CONSOLE_NS}/audit/export", "GET"),
+        )
+    },
 }
