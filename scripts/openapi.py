@@ -43,7 +43,10 @@ def spec() -> dict[str, object]:
             "description": "Generated from the routes by scripts/openapi.py; shapes follow the OpenWhisk reference.",
         },
         "components": {
-            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}, "bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
             "responses": {
                 "OpenWhiskError": {
                     "description": "OpenWhisk error envelope",

@@ -127,7 +127,10 @@ def make_api(tmp_path, settings=None):
             keys[ns] = key.token
 
     platform = Platform(
-        settings=settings, store=open_sqlite_store(tmp_path / "db.sqlite"), runner=runner, routes=[*console_routes(), *gateway_routes()]
+        settings=settings,
+        store=open_sqlite_store(tmp_path / "db.sqlite"),
+        runner=runner,
+        routes=[*console_routes(), *gateway_routes()],
     )
     platform.on_open.append(bootstrap)
     return create_app(platform), keys, runner
