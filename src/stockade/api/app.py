@@ -83,6 +83,8 @@ def create_app(platform: Platform) -> Starlette:
         try:
             # Read-only check: a wrong master key stops the start before anything is written.
             await services.vault.verify()
+            # Once per database: stamp actions stored before integrity stamps existed.
+            await services.integrity.backfill()
         except PlatformError as exc:
             log.error("startup.refused", reason=exc.message)
             await platform.store.close()

@@ -21,6 +21,7 @@ from stockade.services.apis import ApiService
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, FailureLimiter, SignedParts
 from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.integrity import ActionIntegrity
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.limits import LimitOverrides
 from stockade.services.monitoring import Monitoring, ReportsStatistics, build_monitoring, new_event_pipeline
@@ -40,6 +41,7 @@ __all__ = [
     "MISSING_AUTH_MESSAGE",
     "SEALED_MESSAGE",
     "AccessService",
+    "ActionIntegrity",
     "ActionRunner",
     "ActionService",
     "ActivationRecorder",
@@ -103,6 +105,7 @@ class Services:
     secrets: SecretService
     rotation: KeyRotation
     scans: DeployGate
+    integrity: ActionIntegrity
     monitoring: Monitoring
     apis: ApiService
     limits: LimitOverrides
@@ -160,7 +163,8 @@ def build_services(
     )
     epoch.subscribe(auth.forget_all)
     monitoring.alerts.access = access
-    catalog = Catalog(store, clock, access)
+    integrity = ActionIntegrity(store, vault, clock, events)
+    catalog = Catalog(store, clock, access, integrity=integrity)
     recorder = ActivationRecorder(
         store,
         batch_size=settings.store.activation_batch_size,
@@ -209,7 +213,8 @@ def build_services(
         throttle=throttle,
         vault=vault,
         secrets=secrets,
-        rotation=KeyRotation(store, vault, clock),
+        rotation=KeyRotation(store, vault, clock, integrity=integrity),
+        integrity=integrity,
         scans=gate,
         monitoring=monitoring,
         apis=ApiService(store, access, clock, base_url=settings.api.base_url, max_body_bytes=limits.max_payload_bytes),
