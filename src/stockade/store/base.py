@@ -163,7 +163,7 @@ class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, Protoc
         """Commit all writes or none; returns the new revision per Put (0 per Delete)."""
 
     async def put_code(self, digest: str, code: bytes) -> None:
-        """Store code by content digest (idempotent)."""
+        """Store code by content digest (idempotent; rewrites the stored bytes)."""
 
     async def get_code(self, digest: str) -> bytes | None:
         """Code by digest."""

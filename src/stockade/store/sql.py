@@ -263,11 +263,13 @@ class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway):
         return revisions
 
     async def put_code(self, digest: str, code: bytes) -> None:
-        """Content-addressed code."""
+        """Content-addressed code. A stored blob is rewritten, not kept: one edited in the database
+        under its digest is healed by the next deploy of the genuine code."""
         await self._db.transaction(
             [
                 Step(
-                    "INSERT INTO code_blobs (digest, data) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
+                    "INSERT INTO code_blobs (digest, data) VALUES (?, ?) "
+                    "ON CONFLICT (digest) DO UPDATE SET data = excluded.data",
                     (digest, code),
                 )
             ]
