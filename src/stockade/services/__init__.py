@@ -30,7 +30,7 @@ from stockade.services.packages import PackageService
 from stockade.services.quotas import RetryLaterError
 from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
-from stockade.services.scans import DeployGate, ScanPolicy
+from stockade.services.scans import DeployGate, GateAudit, ScanPolicy
 from stockade.services.secrets import SecretBackend, SecretService, StoreSecretBackend
 from stockade.services.throttle import Throttle
 from stockade.services.triggers import TriggerService
@@ -192,7 +192,14 @@ def build_services(
         monitor=monitoring.activations,
         tracer=tracer,
     )
-    gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace, events=monitoring.gate)
+    gate = DeployGate(
+        store,
+        clock,
+        settings.scan,
+        admin_namespace=settings.default_namespace,
+        audit=GateAudit(audit),
+        events=monitoring.gate,
+    )
     return Services(
         settings=settings,
         store=store,

@@ -36,13 +36,16 @@ from stockade.security.scanner import (
     parse_severities,
     to_sarif,
 )
+from stockade.services.audit import AuditEvent
 from stockade.store import AdvisoryRecord, Store
 
 __all__ = [
     "ActionVulnerable",
     "AuditHook",
     "DeployChecked",
+    "DeployDecision",
     "DeployGate",
+    "GateAudit",
     "GateResult",
     "RiskAccepted",
     "ScanPolicy",
@@ -114,11 +117,72 @@ class ActionVulnerable:
     when_ms: int
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class DeployDecision:
+    """A gate decision worth an audit entry: "blocked", "warned" or "accepted" (with a reason)."""
+
+    namespace: str
+    action: str
+    version: str
+    subject: str
+    decision: str
+    blocking: tuple[str, ...]  # finding ids at a blocking severity
+    warnings: tuple[str, ...]  # finding ids at a warning severity
+    reason: str | None
+    when_ms: int
+
+
 class AuditHook(Protocol):
-    """Where security decisions go besides the log (the audit log arrives with its own issue)."""
+    """Where security decisions go besides the log: the audit log (``GateAudit``)."""
 
     async def risk_accepted(self, event: RiskAccepted) -> None:
         """Record an accepted risk."""
+
+    async def deploy_decided(self, event: DeployDecision) -> None:
+        """Record a block, a warning or an override."""
+
+
+class AuditSink(Protocol):
+    """The audit log's public API (``AuditLog.record``)."""
+
+    def record(self, event: AuditEvent) -> None:
+        """Queue an entry."""
+
+
+_AUDIT_ACTIONS = {"blocked": "deploy.blocked", "warned": "deploy.warned", "accepted": "deploy.risk_accepted"}
+_AUDIT_OUTCOMES = {"blocked": "denied", "warned": "ok", "accepted": "ok"}
+
+
+class GateAudit:
+    """The gate's decisions as audit entries in the action namespace's chain."""
+
+    def __init__(self, audit: AuditSink) -> None:
+        self._audit = audit
+
+    async def risk_accepted(self, event: RiskAccepted) -> None:
+        """Recorded by ``deploy_decided`` (the accepted decision carries the reason)."""
+
+    async def deploy_decided(self, event: DeployDecision) -> None:
+        """One entry: who, which action version, the finding ids and, for overrides, the reason."""
+        details: dict[str, JSON] = {
+            "version": event.version,
+            "decision": event.decision,
+            "findings": list(event.blocking),
+            "warnings": list(event.warnings),
+        }
+        if event.reason is not None:
+            details["reason"] = event.reason
+        self._audit.record(
+            AuditEvent(
+                namespace=event.namespace,
+                actor=event.subject,
+                action=_AUDIT_ACTIONS[event.decision],
+                resource=f"/{event.namespace}/{event.action}@{event.version}",
+                outcome=_AUDIT_OUTCOMES[event.decision],
+                details=details,
+            )
+        )
 
 
 @final
@@ -150,6 +214,9 @@ class _NoHook:
     async def risk_accepted(self, event: RiskAccepted) -> None:
         """Nothing beyond the structured log yet."""
 
+    async def deploy_decided(self, event: DeployDecision) -> None:
+        """Nothing beyond the structured log yet."""
+
     async def action_vulnerable(self, event: ActionVulnerable) -> None:
         """Nothing beyond the structured log yet."""
 
@@ -167,6 +234,12 @@ class GateResult:
     decision: str  # "passed", "accepted" or "skipped"
     accepted: RiskAccepted | None = None
     warnings: int = 0
+
+
+def _finding_id(finding: Finding) -> str:
+    """``rule location`` plus the advisory id when there is one (what an auditor looks up)."""
+    base = f"{finding.rule_id} {finding.location}"
+    return f"{base} {finding.advisory.id}" if finding.advisory is not None else base
 
 
 def _clean_reason(raw: str) -> str:
@@ -300,7 +373,23 @@ class DeployGate:
             blocking=len(blocking),
             duration_ms=report.duration_ms,
         )
-        located = tuple(f"{f.rule_id} {f.location}" for f in blocking)
+        located = tuple(_finding_id(f) for f in blocking)
+        warned = tuple(_finding_id(f) for f in report.matching(policy.warn))
+
+        async def audited(decision: str, reason: str | None = None) -> None:
+            await self._audit.deploy_decided(
+                DeployDecision(
+                    action.path.namespace,
+                    action.path.key,
+                    action.version,
+                    identity.subject,
+                    decision,
+                    located,
+                    warned,
+                    reason,
+                    self._clock.now_ms(),
+                )
+            )
 
         async def decided(decision: str) -> None:
             await self._events.deploy_checked(
@@ -317,6 +406,8 @@ class DeployGate:
             )
 
         if not blocking:
+            if warned:
+                await audited("warned")
             await decided("passed")
             return GateResult(report, policy, "passed", warnings=warnings)
         if reason is None:
@@ -328,6 +419,7 @@ class DeployGate:
                 subject=identity.subject,
                 findings=list(located),
             )
+            await audited("blocked")
             await decided("blocked")
             raise DeployBlockedError(_blocked_message(blocking, policy))
         accepted = RiskAccepted(
@@ -336,7 +428,7 @@ class DeployGate:
             version=action.version,
             subject=identity.subject,
             reason=reason,
-            findings=tuple(f"{f.rule_id} {f.location}" for f in blocking),
+            findings=located,
             when_ms=self._clock.now_ms(),
         )
         log.warning(
@@ -349,6 +441,7 @@ class DeployGate:
             findings=list(accepted.findings),
         )
         await self._audit.risk_accepted(accepted)
+        await audited("accepted", reason)
         await decided("accepted")
         return GateResult(report, policy, "accepted", accepted, warnings)
 
