@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
@@ -13,10 +14,12 @@ from stockade.observability.tracing import Tracer
 from stockade.security import Keyring, load_keyring
 from stockade.security.authz import load_role_matrix
 from stockade.security.jwt_auth import JwtVerifier, load_issuers
+from stockade.security.scanner import Advisory
 from stockade.security.tokens import ActionTokens
 from stockade.services.access import AccessService, SecurityEpoch
 from stockade.services.actions import ActionService, bounds_from
 from stockade.services.activations import ActivationRecorder, ActivationService
+from stockade.services.advisory_sync import AdvisorySyncer
 from stockade.services.apis import ApiService
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, FailureLimiter, SignedParts
@@ -46,6 +49,7 @@ __all__ = [
     "ActionService",
     "ActivationRecorder",
     "ActivationService",
+    "AdvisorySyncer",
     "ApiService",
     "AuditEvent",
     "AuditLog",
@@ -106,6 +110,7 @@ class Services:
     rotation: KeyRotation
     scans: DeployGate
     integrity: ActionIntegrity
+    advisory_sync: AdvisorySyncer
     monitoring: Monitoring
     apis: ApiService
     limits: LimitOverrides
@@ -200,8 +205,15 @@ def build_services(
         audit=GateAudit(audit),
         events=monitoring.gate,
     )
+
+    async def rescan_changed(advisories: Sequence[Advisory]) -> int:
+        gate.forget_coverage()
+        return len(await gate.rescan(advisories))
+
+    advisory_sync = AdvisorySyncer(store, clock, settings.scan, rescan_changed)
     return Services(
         settings=settings,
+        advisory_sync=advisory_sync,
         store=store,
         clock=clock,
         auth=auth,

@@ -36,6 +36,7 @@ from stockade.security.scanner import (
     parse_severities,
     to_sarif,
 )
+from stockade.security.scanner.dependencies import advisory_coverage_findings
 from stockade.services.audit import AuditEvent
 from stockade.store import AdvisoryRecord, Store
 
@@ -54,6 +55,8 @@ __all__ = [
 
 log = structlog.get_logger("stockade.scans")
 
+_ADVISORY_RULES = frozenset({"advisories.unavailable", "advisories.stale"})
+_COVERAGE_TTL_S = 30.0
 MAX_REASON_CHARS = 500
 MAX_LISTED_FINDINGS = 25
 MAX_IMPORT_BATCH = 5000
@@ -68,6 +71,8 @@ class ScanPolicy:
 
     block: frozenset[Severity]
     warn: frozenset[Severity]
+    # Missing or stale advisories block (``"advisories": "block"``) instead of warning.
+    require_advisories: bool = False
 
     @classmethod
     def from_settings(cls, settings: ScanSettings) -> ScanPolicy:
@@ -76,19 +81,37 @@ class ScanPolicy:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ScanPolicy:
-        """From ``{"block": [...], "warn": [...]}``; BadRequestError on unknown severities."""
+        """From ``{"block": [...], "warn": [...], "advisories": "warn"|"block"}``; BadRequestError
+        on unknown severities."""
+        advisories = doc.get("advisories", "warn")
+        if advisories not in ("warn", "block"):
+            raise BadRequestError('The request content was malformed:\n\'advisories\' must be "warn" or "block"')
         try:
-            return cls(parse_severities(doc.get("block") or []), parse_severities(doc.get("warn") or []))
+            return cls(
+                parse_severities(doc.get("block") or []),
+                parse_severities(doc.get("warn") or []),
+                advisories == "block",
+            )
         except (ValueError, TypeError) as exc:
             raise BadRequestError(f"The request content was malformed:\n{exc}") from None
 
     def to_json(self) -> dict[str, JSON]:
         """JSON form, most severe first."""
         order = list(Severity)
-        return {
+        out: dict[str, JSON] = {
             "block": sorted((s.value for s in self.block), key=lambda v: order.index(Severity(v))),
             "warn": sorted((s.value for s in self.warn), key=lambda v: order.index(Severity(v))),
         }
+        if self.require_advisories:
+            out["advisories"] = "block"
+        return out
+
+    def blocking(self, report: ScanReport) -> list[Finding]:
+        """The report's findings that block under this policy."""
+        found = report.matching(self.block)
+        if self.require_advisories:
+            found += [f for f in report.findings if f.rule_id in _ADVISORY_RULES and f not in found]
+        return found
 
 
 @final
@@ -291,6 +314,7 @@ class DeployGate:
         # and detect-secrets keep module-level state).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockade-scan")
         self._parsed: OrderedDict[tuple[str, str], Advisory] = OrderedDict()
+        self._coverage_cache: tuple[float, dict[str, tuple[int, int | None]]] | None = None
 
     @property
     def scanner(self) -> Scanner:
@@ -328,6 +352,17 @@ class DeployGate:
 
     # The gate.
 
+    async def _coverage(self) -> dict[str, tuple[int, int | None]]:
+        """Advisories per ecosystem and their age (cached briefly: one query per many deploys)."""
+        now = self._clock.monotonic()
+        if self._coverage_cache is None or now - self._coverage_cache[0] > _COVERAGE_TTL_S:
+            self._coverage_cache = (now, await self._store.advisory_coverage())
+        return self._coverage_cache[1]
+
+    def forget_coverage(self) -> None:
+        """Drop the cached coverage (after an import or a sync)."""
+        self._coverage_cache = None
+
     async def _advisories(self, packages: Mapping[str, Sequence[str]]) -> list[Advisory]:
         advisories: list[Advisory] = []
         for ecosystem, names in packages.items():
@@ -360,9 +395,18 @@ class DeployGate:
             target=action.path.fqn,
         )
         prepared = await self._off_loop(self.scanner.prepare, scan)
+        prepared.findings.extend(
+            advisory_coverage_findings(
+                prepared.dependencies,
+                await self._coverage(),
+                self.scanner.rules,
+                now_ms=self._clock.now_ms(),
+                max_age_ms=self._settings.advisories_max_age_days * 86_400_000,
+            )
+        )
         advisories = await self._advisories(prepared.packages)
         report: ScanReport = await self._off_loop(self.scanner.complete, prepared, advisories)
-        blocking = report.matching(policy.block)
+        blocking = policy.blocking(report)
         warnings = len(report.matching(policy.warn))
         log.info(
             "deploy.scanned",
@@ -454,7 +498,7 @@ class DeployGate:
             "created": self._clock.now_ms(),
             "decision": result.decision,
             "policy": result.policy.to_json(),
-            "blocking": [f.to_json() for f in result.report.matching(result.policy.block)],
+            "blocking": [f.to_json() for f in result.policy.blocking(result.report)],
             "acceptedRisk": None
             if result.accepted is None
             else {
@@ -507,6 +551,7 @@ class DeployGate:
         outcome = await self._store.upsert_advisories(
             [AdvisoryRecord(a.id, a.modified, dict(a.doc), a.packages) for a in parsed], self._clock.now_ms()
         )
+        self.forget_coverage()
         changed_ids = set(outcome.created) | set(outcome.updated)
         changed = [a for a in parsed if a.id in changed_ids]
         events = await self.rescan(changed) if changed else []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stockade.security.scanner.advisories import Advisory, AdvisoryError, iter_osv_documents, parse_osv
+from stockade.security.scanner.dependencies import advisory_coverage_findings
 from stockade.security.scanner.findings import Severity
 from stockade.security.scanner.rules import RulesError
 from stockade.security.scanner.sarif import to_sarif
@@ -101,9 +102,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     advisories = _load_advisories(args.advisories, err)
     parameters = {k: _json_value(v) for k, v in args.param}
     annotations = {k: _json_value(v) for k, v in args.annotation}
-    report = scanner.complete(
-        scanner.prepare_path(args.path, parameters=parameters, annotations=annotations), advisories
-    )
+    prepared = scanner.prepare_path(args.path, parameters=parameters, annotations=annotations)
+    coverage: dict[str, tuple[int, int | None]] = {}
+    for advisory in advisories:
+        for ecosystem in {eco for eco, _name in advisory.packages}:
+            count, _ = coverage.get(ecosystem, (0, None))
+            coverage[ecosystem] = (count + 1, None)
+    not_run = advisory_coverage_findings(prepared.dependencies, coverage, scanner.rules)
+    prepared.findings.extend(not_run)
+    report = scanner.complete(prepared, advisories)
     blocking = Severity.at_least(Severity(args.fail_on))
     if args.sarif:
         text = json.dumps(to_sarif(report, scanner.rules, blocking=blocking), indent=2)
@@ -119,7 +126,17 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             out.write(f"{finding.describe()}\n")
         counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
         summary = f"{len(report.findings)} findings ({counts or 'none'}) in {report.files_scanned} files analysed"
-        verdict = f"BLOCKED: {len(blocked)} at or above {args.fail_on}" if blocked else "passed"
+        if blocked:
+            verdict = f"BLOCKED: {len(blocked)} at or above {args.fail_on}"
+        elif not_run:
+            # Never "passed" for a check that could not run.
+            ecosystems = ", ".join(sorted(f.ecosystem or "" for f in not_run))
+            verdict = (
+                f"INCOMPLETE: the dependency check did NOT run for {ecosystems} (no advisories loaded; "
+                f"pass --advisories PATH); nothing else at or above {args.fail_on}"
+            )
+        else:
+            verdict = "passed"
         out.write(f"{summary}; {len(advisories)} advisories loaded; {verdict}\n")
     return EXIT_BLOCKED if blocked else EXIT_OK
 
