@@ -32,6 +32,15 @@ _INDEX_OPTIONS = frozenset({"-i", "--index-url", "--extra-index-url", "-f", "--f
 _POETRY_EXACT_RE = re.compile(r"^\s*(==|=)?\s*(\d[0-9A-Za-z.!+_-]*)\s*$")
 _NPM_URLISH = ("git+", "git:", "http:", "https:", "file:", "link:", "github:", "gitlab:", "bitbucket:", "gist:")
 MAX_LOCK_DEPTH = 64
+# Naming the public index explicitly is no override.
+_PUBLIC_INDEXES = frozenset(
+    {
+        "https://pypi.org/simple",
+        "https://pypi.python.org/simple",
+        "https://registry.npmjs.org",
+        "https://registry.yarnpkg.com",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -127,6 +136,8 @@ class _Reader:
 
     def index_override(self, path: str, line: int | None, what: str) -> None:
         """A package source other than the public index: dependency confusion."""
+        if what.split()[-1].rstrip("/") in _PUBLIC_INDEXES or what.split("=", 1)[-1].rstrip("/") in _PUBLIC_INDEXES:
+            return
         self.out.findings.append(
             self.rules.finding(
                 "dependency.index-override",

@@ -1,0 +1,46 @@
+"""`stockade scan` never says "passed" for a check it could not run (issue 13): with no
+advisories loaded, a folder pinning requests==2.30.0 is reported INCOMPLETE with an
+advisories.unavailable finding; with the advisories it is BLOCKED."""
+
+import io
+import json
+
+from stockade.security.scanner.__main__ import main
+
+from .conftest import ADVISORIES
+
+
+def run(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue()
+
+
+def test_no_advisories_is_not_a_pass(tmp_path):
+    (tmp_path / "requirements.txt").write_text("requests==2.30.0\n")
+    (tmp_path / "__main__.py").write_text("import requests\n\ndef main(a):\n    return a\n")
+    code, out = run(str(tmp_path))
+    last = out.strip().splitlines()[-1]
+    assert "passed" not in last
+    assert "INCOMPLETE" in last
+    assert "dependency check did NOT run for PyPI" in last
+    assert "advisories.unavailable" in out
+    assert code == 0  # a warning, not a blocking finding
+    _code, text = run(str(tmp_path), "--json")
+    assert "advisories.unavailable" in {f["rule"] for f in json.loads(text)["findings"]}
+
+
+def test_with_advisories_the_check_runs(tmp_path):
+    (tmp_path / "requirements.txt").write_text("requests==2.30.0\n")
+    (tmp_path / "__main__.py").write_text("import requests\n\ndef main(a):\n    return a\n")
+    code, out = run(str(tmp_path), "--advisories", str(ADVISORIES))
+    assert code == 1
+    assert "BLOCKED" in out
+    assert "advisories.unavailable" not in out
+
+
+def test_code_without_dependencies_still_passes(tmp_path):
+    (tmp_path / "__main__.py").write_text("def main(a):\n    return a\n")
+    code, out = run(str(tmp_path))
+    assert code == 0
+    assert out.strip().endswith("passed")
