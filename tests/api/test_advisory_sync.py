@@ -49,7 +49,7 @@ class OsvBucket:
         bucket = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
+            def do_GET(self):
                 data = bucket.files.get(self.path)
                 if data is None:
                     self.send_response(404)
