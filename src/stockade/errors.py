@@ -149,7 +149,7 @@ class IntegrityError(PlatformError):
 
     status = 502
     code = "integrity_failed"
-    exit_code = 10
+    exit_code = 7  # like every 5xx in the CLI
     default_message = (
         "The action failed its integrity check: what is stored differs from what was deployed, so it was "
         "not run. The event was recorded; redeploy the action (delete and create it) after investigating."
