@@ -47,6 +47,10 @@ def test_audit_export_shows_blocked_warned_and_accepted_deploys(tmp_path):
                 json={"exec": {"kind": "python:3", "code": SHELL_PY}},
             )
             assert r.status_code == 200, r.text
+        # `stockade up` said at start that the dependency check has no advisories to use.
+        log = server.log_path.read_text()
+        assert "WARNING: no PyPI advisories loaded" in log
+        assert "WARNING: no npm advisories loaded" in log
     finally:
         stop_server(proc)
     out = subprocess.run(
