@@ -136,6 +136,12 @@ def _tamper_all(db: Db) -> dict[str, str]:
 
     db.edit_doc("stampless", lambda d: d.pop("integrity"))
     edits["stampless"] = "integrity stamp removed"
+
+    def package_param(d: dict[str, Any]) -> None:
+        d["parameters"] = [{"key": "who", "value": "attacker"}]
+
+    db.edit_doc("pkg", package_param)
+    edits["pkg/inside"] = "package parameter bound into its action"
     return edits
 
 
@@ -155,6 +161,9 @@ def _deploy(client: httpx.Client, base: str) -> None:
                    "parameters": [{"key": "who", "value": name}]})  # fmt: skip
     annotated = {"exec": py, "annotations": [{"key": "policy", "value": {"egress": ["api.example.com:443"]}}]}
     put("annotated", annotated)
+    r = client.put(f"{base}/packages/pkg", json={"parameters": [{"key": "who", "value": "package"}]})
+    assert r.status_code == 200, r.text
+    put("pkg/inside", {"exec": {"kind": "python:3", "code": "def main(a):\n    return {'who': a['who']}\n"}})
 
 
 def _attack(server, db: Db) -> None:
@@ -183,7 +192,11 @@ def _attack(server, db: Db) -> None:
         deadline = time.monotonic() + 60
         while True:
             events = client.get(f"{base}/events", params={"type": "integrity.tamper", "limit": 200}).json()
-            tampered = {e["action"] for e in events if e["type"] == "integrity.tamper"}
+            tampered = {
+                e["action"] or "pkg/inside"
+                for e in events
+                if e["type"] == "integrity.tamper" and (e["action"] or e["details"].get("collection") == "packages")
+            }
             alerts = [a for a in client.get(f"{base}/alerts").json() if a.get("type") == "integrity.tamper"]
             if (tampered >= set(edits) and alerts) or time.monotonic() > deadline:
                 break
@@ -191,7 +204,7 @@ def _attack(server, db: Db) -> None:
         assert tampered >= set(edits), sorted(set(edits) - tampered)
         assert all(e["severity"] == "critical" for e in events if e["type"] == "integrity.tamper")
         assert alerts, "no integrity.tamper alert"
-        assert {a["action"] for a in alerts} >= set(edits)
+        assert {a["action"] for a in alerts} >= set(edits) - {"pkg/inside"}
         # Deleting a tampered action works (the owner's way out), and a redeploy runs again.
         assert client.delete(f"{base}/actions/blob").status_code == 200
         assert client.put(f"{base}/actions/blob", json={"exec": {"kind": "python:3", "code": PLAIN}}).status_code == 200

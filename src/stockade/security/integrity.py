@@ -1,5 +1,7 @@
 """Integrity of deployed actions: a MAC binding everything that decides what runs to the version.
 
+Packages (whose parameters are bound into their actions' runs) are stamped the same way.
+
 The MAC covers the stored action document as a whole (kind, code digest, zip-or-plain, entry
 point, sequence components, parameters with their sealed boxes, annotations, limits, version)
 and the action's namespace and name, under a key derived from a data key that only the master
@@ -39,25 +41,27 @@ def derive_integrity_key(data_key: bytes) -> bytes:
     return hmac.new(data_key, _LABEL, hashlib.sha256).digest()
 
 
-def _canonical(namespace: str, name: str, doc: Mapping[str, Any]) -> bytes:
+def _canonical(namespace: str, name: str, doc: Mapping[str, Any], collection: str) -> bytes:
     body = {k: v for k, v in doc.items() if k != INTEGRITY_FIELD}
     return json.dumps(
-        {"v": 1, "namespace": namespace, "name": name, "doc": body},
+        {"v": 1, "collection": collection, "namespace": namespace, "name": name, "doc": body},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,
     ).encode()
 
 
-def action_mac(key: bytes, namespace: str, name: str, doc: Mapping[str, Any]) -> str:
-    """HMAC-SHA256 of the canonical form of an action document at ``namespace/name``."""
-    return hmac.new(key, _canonical(namespace, name, doc), hashlib.sha256).hexdigest()
+def action_mac(key: bytes, namespace: str, name: str, doc: Mapping[str, Any], collection: str = "actions") -> str:
+    """HMAC-SHA256 of the canonical form of a document of ``collection`` at ``namespace/name``."""
+    return hmac.new(key, _canonical(namespace, name, doc, collection), hashlib.sha256).hexdigest()
 
 
-def seal_action_doc(key_id: str, key: bytes, namespace: str, name: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+def seal_action_doc(
+    key_id: str, key: bytes, namespace: str, name: str, doc: Mapping[str, Any], collection: str = "actions"
+) -> dict[str, Any]:
     """``doc`` with its integrity stamp (any previous stamp replaced)."""
     body = {k: v for k, v in doc.items() if k != INTEGRITY_FIELD}
-    return {**body, INTEGRITY_FIELD: {"kid": key_id, "mac": action_mac(key, namespace, name, body)}}
+    return {**body, INTEGRITY_FIELD: {"kid": key_id, "mac": action_mac(key, namespace, name, body, collection)}}
 
 
 def stamp_of(doc: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -77,6 +81,7 @@ def check_action(
     doc: Mapping[str, Any],
     code: bytes | None,
     key_for: Callable[[str], bytes | None],
+    collection: str = "actions",
 ) -> str | None:
     """None when ``doc`` and ``code`` are what was deployed, else what is wrong (no secrets).
 
@@ -90,7 +95,7 @@ def check_action(
     key = key_for(kid)
     if key is None:
         return f"unknown integrity key {kid}"
-    if not hmac.compare_digest(action_mac(key, namespace, name, doc), mac):
+    if not hmac.compare_digest(action_mac(key, namespace, name, doc, collection), mac):
         return "document altered (MAC mismatch)"
     exec_doc = doc.get("exec")
     digest = exec_doc.get("codeDigest") if isinstance(exec_doc, Mapping) else None

@@ -105,6 +105,8 @@ class Catalog:
     async def package(self, namespace: str, name: str) -> Package:
         """A package or binding, or 404."""
         entity = await self.require(namespace, name, "packages")
+        if self.integrity is not None:
+            await self.integrity.verify(namespace, name, entity.doc, None, collection="packages")
         return package_from_doc(namespace, name, entity.updated, entity.doc)
 
     async def trigger(self, namespace: str, name: str) -> Trigger:

@@ -1,5 +1,8 @@
 """Deployed actions stay what was deployed: stamp on write, verify on every load from the store.
 
+Packages are stamped and verified the same way: their parameters are bound into their actions'
+runs (package < binding < action < request).
+
 Every write of an action document (deploy, re-encryption on key rotation, the one-time backfill)
 goes through ``stamp``; every load of an action from the store for a run (the catalog, whose
 in-process cache is the only cache in front of it) goes through ``verify``. A mismatch refuses
@@ -42,6 +45,7 @@ __all__ = ["ActionIntegrity", "IntegrityStore"]
 log = structlog.get_logger("stockade.integrity")
 
 _PAGE = 500
+_STAMPED: tuple[Collection, ...] = ("actions", "packages")
 _THREAD_THRESHOLD_BYTES = 1 << 20
 
 
@@ -87,26 +91,35 @@ class ActionIntegrity:
         self._keys[kid] = key
         return key
 
-    async def stamp(self, namespace: str, name: str, doc: Mapping[str, Any]) -> dict[str, JSON]:
-        """``doc`` with its MAC under the current integrity key."""
+    async def stamp(
+        self, namespace: str, name: str, doc: Mapping[str, Any], collection: str = "actions"
+    ) -> dict[str, JSON]:
+        """``doc`` (of ``collection``: actions or packages) with its MAC under the current key."""
         data_key = await self._vault.active_key(INTEGRITY_KEY_NAMESPACE)
         key = await self._key(data_key.key_id)
         if key is None:  # pragma: no cover - the active key was just loaded
             raise CryptoError("the integrity key cannot be loaded")
-        sealed: dict[str, JSON] = seal_action_doc(data_key.key_id, key, namespace, name, doc)
+        sealed: dict[str, JSON] = seal_action_doc(data_key.key_id, key, namespace, name, doc, collection)
         return sealed
 
     async def verify(
-        self, namespace: str, name: str, doc: Mapping[str, Any], code: bytes | None, *, subject: str = ""
+        self,
+        namespace: str,
+        name: str,
+        doc: Mapping[str, Any],
+        code: bytes | None,
+        *,
+        subject: str = "",
+        collection: str = "actions",
     ) -> None:
         """Return if ``doc`` and ``code`` are as deployed; else event, log and IntegrityError."""
         stamp = stamp_of(doc)
         key = await self._key(stamp[0]) if stamp is not None else None
         known = {stamp[0]: key} if stamp is not None and key is not None else {}
         if code is not None and len(code) > _THREAD_THRESHOLD_BYTES:
-            problem = await asyncio.to_thread(check_action, namespace, name, doc, code, known.get)
+            problem = await asyncio.to_thread(check_action, namespace, name, doc, code, known.get, collection)
         else:
-            problem = check_action(namespace, name, doc, code, known.get)
+            problem = check_action(namespace, name, doc, code, known.get, collection)
         if problem is None:
             return
         version = str(doc.get("version", ""))
@@ -117,10 +130,10 @@ class ActionIntegrity:
                 severity=Severity.CRITICAL,
                 time_ms=self._clock.now_ms(),
                 namespace=namespace,
-                action=name,
+                action=name if collection == "actions" else "",
                 subject=subject,
                 source="integrity",
-                details={"version": version, "problem": problem},
+                details={"version": version, "problem": problem, "collection": collection},
             )
         )
         raise IntegrityError()
@@ -132,13 +145,14 @@ class ActionIntegrity:
         namespaces = [ns.name for ns in await self._store.list_namespaces()]
         entities: list[StoredEntity] = []
         for namespace in namespaces:
-            skip = 0
-            while True:
-                page = await self._store.list_entities(namespace, "actions", package=None, skip=skip, limit=_PAGE)
-                entities.extend(page)
-                if len(page) < _PAGE:
-                    break
-                skip += _PAGE
+            for collection in _STAMPED:
+                skip = 0
+                while True:
+                    page = await self._store.list_entities(namespace, collection, package=None, skip=skip, limit=_PAGE)
+                    entities.extend(page)
+                    if len(page) < _PAGE:
+                        break
+                    skip += _PAGE
         stamped = [e for e in entities if stamp_of(e.doc) is not None]
         if stamped:
             # Stamped actions but no key: the key row was removed. Blessing everything now would
@@ -156,14 +170,14 @@ class ActionIntegrity:
             return 0
         count = 0
         for entity in entities:
-            doc = await self.stamp(entity.namespace, entity.name, entity.doc)
+            doc = await self.stamp(entity.namespace, entity.name, entity.doc, entity.collection)
             try:
                 await self._store.apply(
                     [
                         Put(
                             entity.namespace,
                             entity.name,
-                            "actions",
+                            entity.collection,
                             doc,
                             entity.updated,
                             expected_revision=entity.revision,

@@ -122,11 +122,13 @@ class KeyRotation:
             entity = await self._store.get_entity(namespace, name)
             if entity is None or entity.collection != collection:
                 return 0
-            if collection == "actions" and self._integrity is not None:
+            if collection in ("actions", "packages") and self._integrity is not None:
                 # Re-encryption changes the stored boxes, so the action is stamped again below;
                 # check first that it is still what was deployed (rotation must not launder an edit).
                 try:
-                    await self._integrity.verify(namespace, name, entity.doc, await self._code(entity))
+                    await self._integrity.verify(
+                        namespace, name, entity.doc, await self._code(entity), collection=collection
+                    )
                 except IntegrityError:
                     return 0  # refused at every run anyway; its old key stays until it is redeployed
             params: list[dict[str, Any]] = [dict(item) for item in entity.doc.get("parameters") or []]
@@ -142,8 +144,8 @@ class KeyRotation:
             if not changed:
                 return 0
             doc = {**entity.doc, "parameters": params}
-            if collection == "actions" and self._integrity is not None:
-                doc = await self._integrity.stamp(namespace, name, doc)
+            if collection in ("actions", "packages") and self._integrity is not None:
+                doc = await self._integrity.stamp(namespace, name, doc, collection)
             try:
                 await self._store.apply(
                     [Put(namespace, name, collection, doc, entity.updated, expected_revision=entity.revision)]
