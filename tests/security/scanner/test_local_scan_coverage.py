@@ -44,3 +44,14 @@ def test_code_without_dependencies_still_passes(tmp_path):
     code, out = run(str(tmp_path))
     assert code == 0
     assert out.strip().endswith("passed")
+
+
+def test_a_file_too_large_to_analyse_is_not_a_pass(tmp_path):
+    (tmp_path / "__main__.py").write_text("def main(a):\n    return a\n")
+    (tmp_path / "huge.py").write_text("x = 1\n" * (3 * 1024 * 1024 // 6 + 10))
+    code, out = run(str(tmp_path))
+    last = out.strip().splitlines()[-1]
+    assert "passed" not in last
+    assert "INCOMPLETE" in last
+    assert "bundle.file-too-large" in last
+    assert code == 0

@@ -23,6 +23,8 @@ from stockade.security.scanner.scan import Scanner
 __all__ = ["EXIT_BLOCKED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
+# Findings that mean a check did not run, or not on everything.
+_NOT_RUN = frozenset({"analysis.unavailable", "bundle.scan-budget", "bundle.file-too-large", "bundle.unreadable"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,15 +128,22 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             out.write(f"{finding.describe()}\n")
         counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
         summary = f"{len(report.findings)} findings ({counts or 'none'}) in {report.files_scanned} files analysed"
+        # Never "passed" for a check that could not run (or ran on part of the code).
+        skipped = [f for f in report.findings if f.rule_id in _NOT_RUN and f not in not_run]
         if blocked:
             verdict = f"BLOCKED: {len(blocked)} at or above {args.fail_on}"
-        elif not_run:
-            # Never "passed" for a check that could not run.
-            ecosystems = ", ".join(sorted(f.ecosystem or "" for f in not_run))
-            verdict = (
-                f"INCOMPLETE: the dependency check did NOT run for {ecosystems} (no advisories loaded; "
-                f"pass --advisories PATH); nothing else at or above {args.fail_on}"
-            )
+        elif not_run or skipped:
+            parts = []
+            if not_run:
+                ecosystems = ", ".join(sorted(f.ecosystem or "" for f in not_run))
+                parts.append(
+                    f"the dependency check did NOT run for {ecosystems} (no advisories loaded; pass --advisories PATH)"
+                )
+            if skipped:
+                parts.append(
+                    f"{len(skipped)} check(s) did not run on all of the code ({', '.join(sorted({f.rule_id for f in skipped}))})"
+                )
+            verdict = f"INCOMPLETE: {'; '.join(parts)}; nothing else at or above {args.fail_on}"
         else:
             verdict = "passed"
         out.write(f"{summary}; {len(advisories)} advisories loaded; {verdict}\n")
