@@ -154,6 +154,8 @@ class ScanSettings:
     advisories_url: str = "https://osv-vulnerabilities.storage.googleapis.com"
     advisories_ecosystems: str = "PyPI,npm"
     advisories_max_age_days: int = 7
+    # Sync automatically every N hours in the background (0: only `stockade advisories sync`).
+    advisories_sync_interval_h: float = 0.0
     # The largest export accepted (the PyPI export is ~40 MiB zipped).
     advisories_max_download_mb: int = 512
 
@@ -316,6 +318,8 @@ def _validate(settings: Settings) -> None:
         for item in getattr(settings.scan, name).split(","):
             if item.strip() and item.strip().lower() not in _SEVERITIES:
                 raise SettingsError(f"scan.{name}: unknown severity {item.strip()!r} (use {', '.join(_SEVERITIES)})")
+    if settings.scan.advisories_sync_interval_h < 0:
+        raise SettingsError("scan.advisories_sync_interval_h must not be negative")
     if settings.scan.advisories_max_age_days < 1 or settings.scan.advisories_max_download_mb < 1:
         raise SettingsError("scan.advisories_max_age_days and advisories_max_download_mb must be at least 1")
     url = settings.scan.advisories_url

@@ -197,3 +197,24 @@ def test_stale_advisories_are_reported(api, bucket, pypi_docs):
     syncer = api.client.app.state.services.advisory_sync
     later = api.client.portal.call(syncer.status, 10**13 * 2)
     assert later["PyPI"]["state"] == "stale"
+
+
+def test_advisories_keep_themselves_current_in_the_background(api_factory, tmp_path, bucket, pypi_docs):
+    import time
+
+    bucket.files["/PyPI/all.zip"] = _export(pypi_docs[:10])
+    bucket.files["/npm/all.zip"] = _export([])
+    base = Settings(data_dir=tmp_path)
+    api = api_factory(
+        replace(base, scan=replace(base.scan, advisories_url=bucket.url, advisories_sync_interval_h=0.5 / 3600))
+    )
+    deadline = time.monotonic() + 60
+    while api.get(SYNC).json()["ecosystems"]["PyPI"]["advisories"] < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = api.get(SYNC).json()["ecosystems"]
+    assert status["PyPI"]["advisories"] == 10
+    assert status["PyPI"]["state"] == "current"
+    # It keeps asking: later syncs are conditional (304) while nothing changed.
+    while ("/PyPI/all.zip", "304") not in bucket.requests and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ("/PyPI/all.zip", "304") in bucket.requests

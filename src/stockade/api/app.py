@@ -94,12 +94,14 @@ def create_app(platform: Platform) -> Starlette:
         services.audit.start()
         services.epoch.start()
         await services.limits.reload()
+        services.advisory_sync.start()
         for hook in platform.on_open:
             await hook(services)
         try:
             yield
         finally:
             await services.invoke.drain()
+            await services.advisory_sync.close()
             await services.apis.close()
             await services.monitoring.close()
             await services.recorder.close()

@@ -19,6 +19,7 @@ The URL comes from settings only, never from a request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import zipfile
@@ -131,6 +132,31 @@ class AdvisorySyncer:
         self._rescan = rescan
         self._transport = transport
         self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Sync in the background every ``advisories_sync_interval_h`` hours (when set)."""
+        if self._settings.advisories_sync_interval_h > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="advisory-sync")
+
+    async def _run(self) -> None:
+        interval_s = self._settings.advisories_sync_interval_h * 3600
+        while True:
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failed sync is retried at the next interval, never fatal
+                log.warning("advisories.sync_failed", reason=str(exc)[:200])
+            await asyncio.sleep(interval_s)
+
+    async def close(self) -> None:
+        """Stop the background sync."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
     @property
     def ecosystems(self) -> list[str]:
