@@ -189,13 +189,24 @@ def _describe_status(ctx: Context, ecosystems: Any) -> None:
 
 def _sync(ctx: Context, args: argparse.Namespace) -> int:
     """``advisories sync``: the platform downloads, verifies and imports OSV's exports."""
-    body: dict[str, Json] = {"ecosystems": list(args.ecosystem)} if args.ecosystem else {}
-    reply = ctx.client.post(SYNC_PATH, body)
-    data = reply.data if isinstance(reply.data, dict) else {}
+    # One request per ecosystem keeps each within the client's read timeout.
+    ecosystems = list(args.ecosystem)
+    if not ecosystems:
+        status = ctx.client.get(SYNC_PATH).data
+        configured = status.get("ecosystems") if isinstance(status, dict) else None
+        ecosystems = sorted(configured) if isinstance(configured, dict) else ["PyPI", "npm"]
+    synced: list[Json] = []
+    data: dict[str, Any] = {}
+    for ecosystem in ecosystems:
+        reply = ctx.client.post(SYNC_PATH, {"ecosystems": [ecosystem]})
+        data = reply.data if isinstance(reply.data, dict) else {}
+        synced += data.get("synced") or []
     if ctx.out.json_mode:
-        ctx.out.json(data)
+        ctx.out.json({"synced": synced, "ecosystems": data.get("ecosystems")})
         return 0
-    for item in data.get("synced") or []:
+    for item in synced:
+        if not isinstance(item, dict):
+            continue
         if item.get("status") == "not-modified":
             ctx.out.ok(f"{item.get('ecosystem')}: unchanged since the last sync ({item.get('advisories')} advisories)")
             continue
