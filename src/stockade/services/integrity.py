@@ -10,11 +10,11 @@ the run with IntegrityError, emits an ``integrity.tamper`` event (critical; the 
 rule ``integrity-tamper`` fires on it) and never hands the code on.
 
 The MAC key is derived from a data key of the pseudo-namespace ``/integrity``; data keys are
-stored wrapped by the master key, which is not in the database. Backfill: the first start that
-finds no integrity data key (a database from before integrity stamps) creates it and stamps
-every stored action once, logging ``integrity.backfilled``. Later starts never stamp silently:
-an action without a valid stamp is refused. If the integrity data key has vanished while
-stamped actions exist, no backfill runs (that is tampering, and it is reported).
+stored wrapped by the master key, which is not in the database. Backfill: a start that finds
+records but not one stamp (a database from before integrity stamps) stamps them all in one
+transaction, logging ``integrity.backfilled``. Once any record is stamped, an unstamped one is
+refused. If the integrity data key has vanished while stamped records exist, nothing is stamped
+(that is tampering, and it is reported).
 """
 
 from __future__ import annotations
@@ -139,12 +139,49 @@ class ActionIntegrity:
         raise IntegrityError()
 
     async def backfill(self) -> int:
-        """Stamp every stored action once, on the first start with integrity stamps; returns how many."""
-        if await self._store.list_data_keys(INTEGRITY_KEY_NAMESPACE):
-            return 0
-        namespaces = [ns.name for ns in await self._store.list_namespaces()]
+        """Stamp every stored action and package when none carries a stamp (a database from
+        before integrity stamps); returns how many. All in one transaction: an interrupted
+        backfill stamps nothing and runs again at the next start."""
+        for _attempt in range(3):
+            have_key = bool(await self._store.list_data_keys(INTEGRITY_KEY_NAMESPACE))
+            entities = await self._all_entities()
+            stamped = [e for e in entities if stamp_of(e.doc) is not None]
+            if stamped:
+                if not have_key:
+                    # Stamped records but no key: the key row was removed. Blessing everything now
+                    # would launder whatever was edited; refuse (every run fails) and report.
+                    log.error("integrity.key_missing", stamped=len(stamped))
+                    self._emit(Severity.CRITICAL, "integrity key missing while stamped records exist")
+                return 0
+            if not entities:
+                return 0  # a fresh database: the key is created by the first write
+            if have_key:
+                # Nothing stamped although the key exists: an earlier first start stopped before its
+                # backfill committed, or every stamp was removed. Re-stamped, and on record.
+                log.warning("integrity.restamped_all", records=len(entities))
+                self._emit(Severity.HIGH, "no record carried a stamp although the integrity key exists; re-stamped")
+            writes: list[Write] = [
+                Put(
+                    e.namespace,
+                    e.name,
+                    e.collection,
+                    await self.stamp(e.namespace, e.name, e.doc, e.collection),
+                    e.updated,
+                    expected_revision=e.revision,
+                )
+                for e in entities
+            ]
+            try:
+                await self._store.apply(writes)
+            except ConflictError:
+                continue  # something was written meanwhile: read everything again
+            log.info("integrity.backfilled", records=len(writes))
+            return len(writes)
+        raise ConflictError("integrity backfill: records kept changing; restart to retry")
+
+    async def _all_entities(self) -> list[StoredEntity]:
         entities: list[StoredEntity] = []
-        for namespace in namespaces:
+        for namespace in [ns.name for ns in await self._store.list_namespaces()]:
             for collection in _STAMPED:
                 skip = 0
                 while True:
@@ -153,41 +190,15 @@ class ActionIntegrity:
                     if len(page) < _PAGE:
                         break
                     skip += _PAGE
-        stamped = [e for e in entities if stamp_of(e.doc) is not None]
-        if stamped:
-            # Stamped actions but no key: the key row was removed. Blessing everything now would
-            # launder whatever was edited; refuse and report instead.
-            log.error("integrity.key_missing", stamped_actions=len(stamped))
-            self._events.emit(
-                SecurityEvent(
-                    type=EventType.INTEGRITY_TAMPER,
-                    severity=Severity.CRITICAL,
-                    time_ms=self._clock.now_ms(),
-                    source="integrity",
-                    details={"problem": "integrity key missing while stamped actions exist"},
-                )
+        return entities
+
+    def _emit(self, severity: Severity, problem: str) -> None:
+        self._events.emit(
+            SecurityEvent(
+                type=EventType.INTEGRITY_TAMPER,
+                severity=severity,
+                time_ms=self._clock.now_ms(),
+                source="integrity",
+                details={"problem": problem},
             )
-            return 0
-        count = 0
-        for entity in entities:
-            doc = await self.stamp(entity.namespace, entity.name, entity.doc, entity.collection)
-            try:
-                await self._store.apply(
-                    [
-                        Put(
-                            entity.namespace,
-                            entity.name,
-                            entity.collection,
-                            doc,
-                            entity.updated,
-                            expected_revision=entity.revision,
-                        )
-                    ]
-                )
-            except ConflictError:
-                continue  # rewritten meanwhile, and so stamped by the writer
-            count += 1
-        if not entities:
-            await self._vault.active_key(INTEGRITY_KEY_NAMESPACE)  # the key marks "stamps exist from now on"
-        log.info("integrity.backfilled", actions=count)
-        return count
+        )
