@@ -218,3 +218,37 @@ def test_advisories_keep_themselves_current_in_the_background(api_factory, tmp_p
     while ("/PyPI/all.zip", "304") not in bucket.requests and time.monotonic() < deadline:
         time.sleep(0.1)
     assert ("/PyPI/all.zip", "304") in bucket.requests
+
+
+def test_hostile_exports_are_refused_or_filtered(pypi_docs):
+    """Archive attacks on the export: traversal and non-JSON members are skipped, a declared
+    bomb and junk are refused, another ecosystem's documents are never imported."""
+    import stat as stat_module
+
+    from stockade.errors import BadRequestError
+    from stockade.services.advisory_sync import _verify_export
+
+    doc = pypi_docs[0]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ok.json", json.dumps(doc))
+        archive.writestr("../escape.json", json.dumps({**doc, "id": "ESCAPE"}))
+        archive.writestr("/abs.json", json.dumps({**doc, "id": "ABS"}))
+        link = zipfile.ZipInfo("link.json")
+        link.external_attr = (stat_module.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+        archive.writestr("notes.txt", "hello")
+        archive.writestr("bad.json", "{")
+        archive.writestr("npm.json", json.dumps({"id": "NPM-1", "modified": "2024-01-01T00:00:00Z", "affected": [
+            {"package": {"ecosystem": "npm", "name": "x"}, "versions": ["1.0.0"]}]}))  # fmt: skip
+    advisories, rejected = _verify_export(buffer.getvalue(), "PyPI", 10**9)
+    assert [a.id for a in advisories] == [doc["id"]]
+    assert rejected == 6
+
+    with pytest.raises(BadRequestError):
+        _verify_export(b"PK\x03\x04 junk", "PyPI", 10**9)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big.json", b" " * (2 * 1024 * 1024))
+    with pytest.raises(BadRequestError, match="unpacks beyond"):
+        _verify_export(bomb.getvalue(), "PyPI", 1024 * 1024)
