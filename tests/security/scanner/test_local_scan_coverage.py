@@ -55,3 +55,24 @@ def test_a_file_too_large_to_analyse_is_not_a_pass(tmp_path):
     assert "INCOMPLETE" in last
     assert "bundle.file-too-large" in last
     assert code == 0
+
+
+def test_coverage_findings_missing_stale_and_current(rules):
+    from stockade.security.scanner.dependencies import advisory_coverage_findings
+    from stockade.security.scanner.findings import Dependency
+
+    deps = [
+        Dependency("PyPI", "requests", "requests", "2.30.0", "==2.30.0", "requirements.txt", 1),
+        Dependency("npm", "lodash", "lodash", "4.17.20", "4.17.20", "package.json", 1),
+    ]
+    day = 86_400_000
+    coverage = {"PyPI": (100, 10 * day), "npm": (0, None)}
+    found = advisory_coverage_findings(deps, coverage, rules, now_ms=20 * day, max_age_ms=7 * day)
+    assert sorted((f.rule_id, f.ecosystem) for f in found) == [
+        ("advisories.stale", "PyPI"),
+        ("advisories.unavailable", "npm"),
+    ]
+    assert "10 day(s) ago" in next(f.message for f in found if f.rule_id == "advisories.stale")
+    fresh = advisory_coverage_findings(deps[:1], coverage, rules, now_ms=12 * day, max_age_ms=7 * day)
+    assert fresh == []
+    assert advisory_coverage_findings([], {}, rules) == []
