@@ -23,6 +23,8 @@ VALID = {
     ("store", "url"): "postgresql://db.example/stockade",
     ("scan", "block_severities"): "critical",
     ("scan", "warn_severities"): "high,medium",
+    ("scan", "advisories_url"): "https://advisories.example/osv",
+    ("scan", "advisories_ecosystems"): "npm",
     ("auth", "trusted_proxies"): "10.0.0.0/8, 192.0.2.7",
     ("", "log_level"): "debug",
     ("", "default_namespace"): "platform",

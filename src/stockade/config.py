@@ -162,6 +162,16 @@ class ScanSettings:
     warn_severities: str = "medium,low"
     # The gate runs on every create/update of a code action; turning it off is not recommended.
     insecure_disable_gate: bool = False
+    # Advisories: where `stockade advisories sync` downloads OSV's per-ecosystem exports
+    # ({url}/{ecosystem}/all.zip, the public OSV bucket by default), which ecosystems, and the age
+    # after which the gate reports the data as stale (a warning; a namespace policy may block).
+    advisories_url: str = "https://osv-vulnerabilities.storage.googleapis.com"
+    advisories_ecosystems: str = "PyPI,npm"
+    advisories_max_age_days: int = 7
+    # Sync automatically every N hours in the background (0: only `stockade advisories sync`).
+    advisories_sync_interval_h: float = 0.0
+    # The largest export accepted (the PyPI export is ~40 MiB zipped).
+    advisories_max_download_mb: int = 512
 
 
 @final
@@ -337,6 +347,17 @@ def _validate(settings: Settings) -> None:
         for item in getattr(settings.scan, name).split(","):
             if item.strip() and item.strip().lower() not in _SEVERITIES:
                 raise SettingsError(f"scan.{name}: unknown severity {item.strip()!r} (use {', '.join(_SEVERITIES)})")
+    if settings.scan.advisories_sync_interval_h < 0:
+        raise SettingsError("scan.advisories_sync_interval_h must not be negative")
+    if settings.scan.advisories_max_age_days < 1 or settings.scan.advisories_max_download_mb < 1:
+        raise SettingsError("scan.advisories_max_age_days and advisories_max_download_mb must be at least 1")
+    url = settings.scan.advisories_url
+    loopback = url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    if not (url.startswith("https://") or loopback):
+        raise SettingsError("scan.advisories_url must be an https:// URL (plain http only on loopback)")
+    for ecosystem in settings.scan.advisories_ecosystems.split(","):
+        if ecosystem.strip() not in ("PyPI", "npm"):
+            raise SettingsError(f"scan.advisories_ecosystems: unsupported ecosystem {ecosystem.strip()!r} (PyPI, npm)")
     if settings.invoker.max_sandboxes < 1:
         raise SettingsError("invoker.max_sandboxes must be at least 1")
     auth = settings.auth

@@ -14,6 +14,7 @@ __all__ = [
     "ConflictError",
     "DeployBlockedError",
     "ForbiddenError",
+    "IntegrityError",
     "InternalError",
     "MalformedRequestError",
     "NotFoundError",
@@ -141,6 +142,18 @@ class StoreError(InternalError):
     """The store failed in a way the caller cannot fix."""
 
     code = "store_error"
+
+
+class IntegrityError(PlatformError):
+    """What would run does not match what was deployed (edited in the database): refused (502)."""
+
+    status = 502
+    code = "integrity_failed"
+    exit_code = 7  # like every 5xx in the CLI
+    default_message = (
+        "The action failed its integrity check: what is stored differs from what was deployed, so it was "
+        "not run. The event was recorded; redeploy the action (delete and create it) after investigating."
+    )
 
 
 class ServiceUnavailableError(PlatformError):

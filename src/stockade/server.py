@@ -202,6 +202,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
 
+    async def advisories_status(services: Services) -> None:
+        # Say at start when the dependency check has nothing (or old data) to check against.
+        if settings.scan.insecure_disable_gate:
+            return
+        for ecosystem, info in (await services.advisory_sync.status()).items():
+            if info["state"] == "missing":
+                print(
+                    f"stockade: WARNING: no {ecosystem} advisories loaded: the deploy gate cannot check {ecosystem} "
+                    "dependencies (each deploy gets an advisories.unavailable finding); run `stockade advisories sync`",
+                    file=sys.stderr,
+                )
+            elif info["state"] == "stale":
+                print(
+                    f"stockade: WARNING: {ecosystem} advisories are older than {settings.scan.advisories_max_age_days} "
+                    "day(s): run `stockade advisories sync`",
+                    file=sys.stderr,
+                )
+
     async def wire_egress_events(services: Services) -> None:
         if egress is not None:
             egress.set_event_sink(services.monitoring.events)
@@ -217,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store=default_store(settings),
         runner=InvokerRunner(invoker),
         clock=SystemClock(),
-        on_open=[bootstrap, wire_egress_events],
+        on_open=[bootstrap, advisories_status, wire_egress_events],
         on_close=[close_invoker],
         tracer=tracer,
         # The web console (same origin as the API) and the API gateway, next to the API's routes.

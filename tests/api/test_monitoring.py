@@ -268,16 +268,21 @@ def test_sandbox_tamper_and_stray_processes(api, receiver):
 
 
 def test_secret_decrypt_failure(api, receiver, tmp_path):
-    body = {"exec": {"kind": "python:3", "code": OK_PY}, "parameters": [{"key": "greeting", "value": "s3cr3t-param"}]}
-    assert api.put(f"{A}/sealed-param", json=body).status_code == 200
+    # A trigger parameter (action and package documents are integrity-stamped, so editing them is
+    # caught before decryption: see tests/security/test_integrity_tamper.py).
+    assert api.put(f"{A}/hello", json={"exec": {"kind": "python:3", "code": OK_PY}}).status_code == 200
+    trigger = {"parameters": [{"key": "greeting", "value": "s3cr3t-param"}]}
+    assert api.put("/api/v1/namespaces/_/triggers/sealed", json=trigger).status_code == 200
+    rule = {"trigger": "/_/sealed", "action": "/_/hello"}
+    assert api.put("/api/v1/namespaces/_/rules/r", json=rule).status_code == 200
     # Corrupt the stored ciphertext, as a tampered database would.
     with sqlite3.connect(tmp_path / "db.sqlite") as db:
-        (doc,) = db.execute("SELECT doc FROM entities WHERE name = 'sealed-param'").fetchone()
+        (doc,) = db.execute("SELECT doc FROM entities WHERE name = 'sealed'").fetchone()
         entity = json.loads(doc)
         box = entity["parameters"][0]["sealed"]
         box["ct"] = ("A" if box["ct"][0] != "A" else "B") + box["ct"][1:]
-        db.execute("UPDATE entities SET doc = ? WHERE name = 'sealed-param'", (json.dumps(entity),))
-    assert api.post(f"{A}/sealed-param?blocking=true").status_code >= 500
+        db.execute("UPDATE entities SET doc = ? WHERE name = 'sealed'", (json.dumps(entity),))
+    api.post("/api/v1/namespaces/_/triggers/sealed", json={})
     event = expect_control(api, receiver, "secret.decrypt_failed")
     assert event["details"]["parameter"] == "greeting"
     assert "s3cr3t" not in json.dumps(event)

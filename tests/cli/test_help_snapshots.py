@@ -22,7 +22,7 @@ COMMANDS = {
     "rule": ["create", "update", "enable", "disable", "get", "list", "delete"],
     "namespace": ["list", "get"],
     "secret": ["set", "rotate", "list", "get", "delete"],
-    "advisories": ["import"],
+    "advisories": ["import", "sync", "status"],
     "scan": ["report"],
     "role": ["list", "grant", "revoke"],
     "key": ["list", "create", "revoke"],

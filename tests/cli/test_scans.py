@@ -155,3 +155,31 @@ def test_scan_path_reports_exec_failure(monkeypatch):
     err = io.StringIO()
     assert run(["scan", "x"], stderr=err) == 1
     assert err.getvalue().startswith("error: cannot start the scanner: ")
+
+
+def test_advisories_sync_asks_the_platform_per_ecosystem_and_shows_the_state(cli, api):
+    status = {
+        "ecosystems": {
+            "PyPI": {"advisories": 0, "lastUpdate": None, "state": "missing"},
+            "npm": {"advisories": 0, "lastUpdate": None, "state": "missing"},
+        }
+    }
+    after = {
+        "PyPI": {"advisories": 17000, "lastUpdate": 1_780_000_000_000, "state": "current"},
+        "npm": {"advisories": 3, "lastUpdate": 1_000, "state": "stale"},
+    }
+    api.reply(200, status)
+    api.reply(200, {"synced": [{"ecosystem": "PyPI", "status": "updated", "advisories": 17000, "created": 17000,
+                                "updated": 0, "unchanged": 0, "rejected": 0, "newlyVulnerable": 2}], "ecosystems": after})  # fmt: skip
+    api.reply(200, {"synced": [{"ecosystem": "npm", "status": "not-modified", "advisories": 3}], "ecosystems": after})
+    result = cli("advisories", "sync")
+    assert result.code == 0, result.err
+    posts = [c for c in api.calls if c.method == "POST"]
+    assert [(c.path, c.body) for c in posts] == [
+        ("/api/v1/admin/advisories/sync", {"ecosystems": ["PyPI"]}),
+        ("/api/v1/admin/advisories/sync", {"ecosystems": ["npm"]}),
+    ]
+    assert "PyPI: 17000 advisories: 17000 new" in result.out
+    assert "2 deployed action version(s) newly vulnerable" in result.out
+    assert "npm: unchanged since the last sync" in result.out
+    assert "STALE" in result.out

@@ -96,8 +96,10 @@ def test_ciphertext_swapped_between_actions_fails_to_decrypt(tmp_path):
     app, _ = start(tmp_path)
     with TestClient(app) as client:
         r = client.post(f"{A}/mallory?blocking=true", headers=h, json={})
-        assert r.status_code == 500
-        assert r.json()["error"] == "There was an internal server error."
+        # The swap is refused before decryption by the action's integrity stamp (issue 13); the
+        # ciphertext's location binding would refuse it too (test_integrity_tamper.py, "moved").
+        assert r.status_code == 502
+        assert r.json()["error"].startswith("The action failed its integrity check")
         assert "alice-password" not in r.text
         ok = client.post(f"{A}/alice?blocking=true&result=true", headers=h, json={})
         assert ok.json() == {"pw": "alice-password"}

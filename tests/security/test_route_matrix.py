@@ -74,6 +74,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     (f"{NS}/scanpolicy", "DELETE"): "+xxxxxux",
     ("/api/v1/admin/advisories", "GET"): "+xxxxxux",
     ("/api/v1/admin/advisories", "POST"): "+xxxxxux",
+    ("/api/v1/admin/advisories/sync", "GET"): "+xxxxxux",
+    ("/api/v1/admin/advisories/sync", "POST"): "+xxxxxux",
     # secrets
     (f"{NS}/secrets", "GET"): "+x+xxxux",
     (f"{NS}/secrets/{{name}}", "GET"): "+x+xxxux",

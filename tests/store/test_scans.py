@@ -99,3 +99,22 @@ async def test_scan_policies_set_read_and_reset(store):
     assert await store.delete_scan_policy("ns1") is True
     assert await store.delete_scan_policy("ns1") is False
     assert await store.get_scan_policy("ns1") is None
+
+
+async def test_advisory_sync_state_and_coverage(store):
+    from stockade.store import AdvisorySync
+
+    assert await store.advisory_coverage() == {}
+    assert await store.list_advisory_sync() == []
+    await store.upsert_advisories([advisory("C-1", ("PyPI", "requests")), advisory("C-2", ("PyPI", "idna"))], 100)
+    await store.upsert_advisories([advisory("C-3", ("npm", "lodash"))], 200)
+    assert await store.advisory_coverage() == {"PyPI": (2, 100), "npm": (1, 200)}
+    await store.put_advisory_sync(AdvisorySync("PyPI", 500, "https://b/PyPI/all.zip", '"e1"', "", 2))
+    await store.put_advisory_sync(AdvisorySync("PyPI", 700, "https://b/PyPI/all.zip", '"e2"', "Mon", 2))
+    await store.put_advisory_sync(AdvisorySync("npm", 50, INJECTION, INJECTION, INJECTION, 1))
+    assert [(s.ecosystem, s.synced, s.etag) for s in await store.list_advisory_sync()] == [
+        ("PyPI", 700, '"e2"'),
+        ("npm", 50, INJECTION),
+    ]
+    # The newest of the last sync and the last import.
+    assert await store.advisory_coverage() == {"PyPI": (2, 700), "npm": (1, 200)}

@@ -85,6 +85,8 @@ def create_app(platform: Platform) -> Starlette:
         try:
             # Read-only check: a wrong master key stops the start before anything is written.
             await services.vault.verify()
+            # Once per database: stamp actions stored before integrity stamps existed.
+            await services.integrity.backfill()
         except PlatformError as exc:
             log.error("startup.refused", reason=exc.message)
             await platform.store.close()
@@ -94,12 +96,14 @@ def create_app(platform: Platform) -> Starlette:
         services.audit.start()
         services.epoch.start()
         await services.limits.reload()
+        services.advisory_sync.start()
         for hook in platform.on_open:
             await hook(services)
         try:
             yield
         finally:
             await services.invoke.drain()
+            await services.advisory_sync.close()
             await services.apis.close()
             await services.monitoring.close()
             await services.recorder.close()

@@ -26,6 +26,7 @@ from stockade.services import (
     AccessService,
     ActionService,
     ActivationService,
+    AdvisorySyncer,
     ApiService,
     AuditLog,
     Authenticator,
@@ -127,6 +128,8 @@ class RouteServices(Protocol):
     def secrets(self) -> SecretService: ...
     @property
     def scans(self) -> DeployGate: ...
+    @property
+    def advisory_sync(self) -> AdvisorySyncer: ...
     @property
     def monitoring(self) -> Monitoring: ...
     @property

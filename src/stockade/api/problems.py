@@ -27,8 +27,9 @@ class JsonResponse(Response):
 def error_response(exc: PlatformError, transaction_id: str, headers: dict[str, str] | None = None) -> JsonResponse:
     """The OpenWhisk error envelope for ``exc``; 401s carry the Basic challenge."""
     extra = dict(headers or {})
-    if exc.status >= 500 and exc.status != 503:
+    if exc.status >= 500 and exc.status not in (502, 503):
         # Invariant: clients never see internals; the detail was logged where it was raised.
+        # 502 (IntegrityError: the action was refused) and 503 carry messages written for clients.
         exc = InternalError()
     if exc.status == 401:
         extra["WWW-Authenticate"] = _AUTH_CHALLENGE

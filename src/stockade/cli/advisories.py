@@ -28,6 +28,7 @@ from stockade.cli.context import Context, Subparsers, add_command, add_group
 __all__ = ["ADVISORIES_PATH", "read_osv_files", "register"]
 
 ADVISORIES_PATH = "admin/advisories"
+SYNC_PATH = "admin/advisories/sync"
 SUFFIXES = (".json", ".yaml", ".yml")
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 500_000
@@ -177,11 +178,73 @@ def _import(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_status(ctx: Context, ecosystems: Any) -> None:
+    for name, info in sorted((ecosystems or {}).items()):
+        last = info.get("lastUpdate")
+        when = dt.datetime.fromtimestamp(last / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if last else "never"
+        state = str(info.get("state"))
+        flag = "" if state == "current" else f"  <- {state.upper()}: run `stockade advisories sync`"
+        ctx.out.line(f"{name}: {info.get('advisories', 0)} advisories, last updated {when}{flag}")
+
+
+def _sync(ctx: Context, args: argparse.Namespace) -> int:
+    """``advisories sync``: the platform downloads, verifies and imports OSV's exports."""
+    # One request per ecosystem keeps each within the client's read timeout.
+    ecosystems = list(args.ecosystem)
+    if not ecosystems:
+        status = ctx.client.get(SYNC_PATH).data
+        configured = status.get("ecosystems") if isinstance(status, dict) else None
+        ecosystems = sorted(configured) if isinstance(configured, dict) else ["PyPI", "npm"]
+    synced: list[Json] = []
+    data: dict[str, Any] = {}
+    for ecosystem in ecosystems:
+        reply = ctx.client.post(SYNC_PATH, {"ecosystems": [ecosystem]})
+        data = reply.data if isinstance(reply.data, dict) else {}
+        synced += data.get("synced") or []
+    if ctx.out.json_mode:
+        ctx.out.json({"synced": synced, "ecosystems": data.get("ecosystems")})
+        return 0
+    for item in synced:
+        if not isinstance(item, dict):
+            continue
+        if item.get("status") == "not-modified":
+            ctx.out.ok(f"{item.get('ecosystem')}: unchanged since the last sync ({item.get('advisories')} advisories)")
+            continue
+        ctx.out.ok(
+            f"{item.get('ecosystem')}: {item.get('advisories')} advisories: {item.get('created')} new, "
+            f"{item.get('updated')} updated, {item.get('unchanged')} unchanged, {item.get('rejected')} rejected; "
+            f"{item.get('newlyVulnerable')} deployed action version(s) newly vulnerable"
+        )
+    _describe_status(ctx, data.get("ecosystems"))
+    return 0
+
+
+def _status(ctx: Context, args: argparse.Namespace) -> int:
+    """``advisories status``: advisories per ecosystem and how old they are."""
+    reply = ctx.client.get(SYNC_PATH)
+    data = reply.data if isinstance(reply.data, dict) else {}
+    if ctx.out.json_mode:
+        ctx.out.json(data)
+        return 0
+    _describe_status(ctx, data.get("ecosystems"))
+    return 0
+
+
 def register(groups: Subparsers[argparse.ArgumentParser]) -> None:
     """Add the ``advisories`` command group."""
     verbs = add_group(groups, "advisories", "manage the vulnerability advisories the deploy gate uses")
     imp = add_command(verbs, "import", _import, "import OSV advisories (directory, .zip or .tar.gz of JSON/YAML)")
     imp.add_argument("path", metavar="PATH", help="directory, .zip or .tar.gz of OSV files")
+    sync = add_command(
+        verbs,
+        "sync",
+        _sync,
+        "the platform downloads OSV's exports (scan.advisories_url), verifies and imports them, rescans actions",
+    )
+    sync.add_argument(
+        "--ecosystem", action="append", default=[], choices=["PyPI", "npm"], help="only this ecosystem; repeatable"
+    )
+    add_command(verbs, "status", _status, "advisories per ecosystem, last sync, missing or stale data")
     imp.add_argument(
         "--batch-size",
         type=int,

@@ -64,6 +64,7 @@ class EventType(enum.StrEnum):
     RATE_LIMITED = "request.throttled"
     SANDBOX_TAMPER = "sandbox.tamper"
     SANDBOX_STRAY_PROCESS = "sandbox.stray_process"
+    INTEGRITY_TAMPER = "integrity.tamper"
     EGRESS_DENIED = "egress.denied"
     DEPLOY_BLOCKED = "deploy.blocked"
     DEPLOY_RISK_ACCEPTED = "deploy.risk_accepted"

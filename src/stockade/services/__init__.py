@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
@@ -13,15 +14,18 @@ from stockade.observability.tracing import Tracer
 from stockade.security import Keyring, load_keyring
 from stockade.security.authz import load_role_matrix
 from stockade.security.jwt_auth import JwtVerifier, load_issuers
+from stockade.security.scanner import Advisory
 from stockade.security.tokens import ActionTokens
 from stockade.services.access import AccessService, SecurityEpoch
 from stockade.services.actions import ActionService, bounds_from
 from stockade.services.activations import ActivationRecorder, ActivationService
+from stockade.services.advisory_sync import AdvisorySyncer
 from stockade.services.apis import ApiService
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.auth import MISSING_AUTH_MESSAGE, Authenticator, Credentials, SignedParts
 from stockade.services.catalog import Catalog, ResolvedAction
 from stockade.services.console import ConsoleSessions, NewSession
+from stockade.services.integrity import ActionIntegrity
 from stockade.services.invoke import SEALED_MESSAGE, ActionRunner, InvokeRequest, InvokeResult, InvokeService
 from stockade.services.limits import LimitOverrides
 from stockade.services.lockout import LoginGuard
@@ -32,7 +36,7 @@ from stockade.services.posture import NamespacePosture, PostureService
 from stockade.services.quotas import RetryLaterError
 from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
-from stockade.services.scans import AuditLogHook, DeployGate, ScanPolicy
+from stockade.services.scans import DeployGate, GateAudit, ScanPolicy
 from stockade.services.secrets import SecretBackend, SecretService, StoreSecretBackend
 from stockade.services.throttle import Throttle
 from stockade.services.triggers import TriggerService
@@ -43,10 +47,12 @@ __all__ = [
     "MISSING_AUTH_MESSAGE",
     "SEALED_MESSAGE",
     "AccessService",
+    "ActionIntegrity",
     "ActionRunner",
     "ActionService",
     "ActivationRecorder",
     "ActivationService",
+    "AdvisorySyncer",
     "ApiService",
     "AuditEvent",
     "AuditLog",
@@ -111,6 +117,8 @@ class Services:
     secrets: SecretService
     rotation: KeyRotation
     scans: DeployGate
+    integrity: ActionIntegrity
+    advisory_sync: AdvisorySyncer
     monitoring: Monitoring
     apis: ApiService
     limits: LimitOverrides
@@ -173,7 +181,8 @@ def build_services(
     )
     epoch.subscribe(auth.forget_all)
     monitoring.alerts.access = access
-    catalog = Catalog(store, clock, access)
+    integrity = ActionIntegrity(store, vault, clock, events)
+    catalog = Catalog(store, clock, access, integrity=integrity)
     recorder = ActivationRecorder(
         store,
         batch_size=settings.store.activation_batch_size,
@@ -208,12 +217,19 @@ def build_services(
         admin_namespace=settings.default_namespace,
         events=monitoring.gate,
         access=access,
-        audit=AuditLogHook(audit),
+        audit=GateAudit(audit),
         audit_log=audit,
     )
     actions = ActionService(catalog, limits, clock.now_ms, vault, secrets, gate)
+
+    async def rescan_changed(advisories: Sequence[Advisory]) -> int:
+        gate.forget_coverage()
+        return len(await gate.rescan(advisories))
+
+    advisory_sync = AdvisorySyncer(store, clock, settings.scan, rescan_changed)
     return Services(
         settings=settings,
+        advisory_sync=advisory_sync,
         store=store,
         clock=clock,
         auth=auth,
@@ -232,7 +248,8 @@ def build_services(
         throttle=throttle,
         vault=vault,
         secrets=secrets,
-        rotation=KeyRotation(store, vault, clock),
+        rotation=KeyRotation(store, vault, clock, integrity=integrity),
+        integrity=integrity,
         scans=gate,
         monitoring=monitoring,
         apis=ApiService(store, access, clock, base_url=settings.api.base_url, max_body_bytes=limits.max_payload_bytes),

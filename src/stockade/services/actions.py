@@ -36,6 +36,7 @@ from stockade.invoker.egress_policy import EgressPolicyError, load_egress_data, 
 from stockade.observability.anomaly import OUTPUT_SCHEMA_ANNOTATION, check_output_schema
 from stockade.observability.tags import TAGS_ANNOTATION, parse_tags
 from stockade.security.authz import Permission
+from stockade.security.integrity import INTEGRITY_FIELD
 from stockade.services.catalog import Catalog
 from stockade.services.records import action_from_doc, action_summary, action_to_doc
 from stockade.services.scans import DeployGate
@@ -260,6 +261,8 @@ class ActionService:
         if not action.exec.is_sequence:
             await store.put_code(action.exec.code_digest, action.exec.code.encode())
         doc = action_to_doc(action)
+        if self._catalog.integrity is not None:
+            doc = await self._catalog.integrity.stamp(action.path.namespace, action.path.key, doc)
         await store.apply(
             [
                 Put(
@@ -275,7 +278,8 @@ class ActionService:
         self._catalog.forget(action.path.namespace, action.path.key)
         # Invariant: version history keeps no ciphertext (only fingerprints), so key rotation
         # has nothing to re-encrypt there and old data keys can be retired.
-        history = {**doc, "parameters": kv_to_json(action.parameters)}
+        history = {k: v for k, v in doc.items() if k != INTEGRITY_FIELD}
+        history["parameters"] = kv_to_json(action.parameters)
         await store.put_action_version(action.path.namespace, action.path.key, action.version, history, action.updated)
         return action
 
@@ -351,7 +355,8 @@ class ActionService:
         """Delete an action and return it."""
         await self._container(identity, path)
         entity = await self._catalog.require(path.namespace, path.key, "actions")
-        action = await self._catalog.action_from(entity)
+        # Not verified: deleting is how an owner gets rid of an action found tampered with.
+        action = await self._catalog.action_from(entity, verify=False)
         await self._catalog.store.apply([Delete(path.namespace, path.key, entity.revision)])
         self._catalog.forget(path.namespace, path.key)
         return action

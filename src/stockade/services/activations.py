@@ -32,6 +32,8 @@ class ActivationRecorder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # Invariant: one flush at a time, so two callers never insert the same batch twice.
+        self._flushing = asyncio.Lock()
 
     def start(self) -> None:
         """Start the background flusher."""
@@ -56,6 +58,10 @@ class ActivationRecorder:
 
     async def flush(self) -> None:
         """Commit everything pending; on failure keep it for the next attempt."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self._pending:
             return
         batch = list(self._pending.values())[: self._batch_size * 4]

@@ -9,6 +9,7 @@ from stockade.domain import Action, Clock, EntityPath, Identity, Package, Rule, 
 from stockade.errors import ConflictError, NotFoundError
 from stockade.security.authz import Permission
 from stockade.services.access import AccessService, forbidden
+from stockade.services.integrity import ActionIntegrity
 from stockade.services.records import action_from_doc, package_from_doc, rule_from_doc, trigger_from_doc
 from stockade.store import Collection, Store, StoredEntity
 
@@ -39,9 +40,18 @@ class Catalog:
     and expires after ``cache_ttl_s`` so writes from other API processes become visible.
     """
 
-    def __init__(self, store: Store, clock: Clock, access: AccessService, cache_ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        access: AccessService,
+        cache_ttl_s: float = 2.0,
+        *,
+        integrity: ActionIntegrity | None = None,
+    ) -> None:
         self.store = store
         self.access = access
+        self.integrity = integrity
         self._clock = clock
         self._ttl_s = cache_ttl_s
         self._actions: dict[tuple[str, str], tuple[float, int, Action]] = {}
@@ -64,13 +74,18 @@ class Catalog:
             raise NotFoundError()
         return entity
 
-    async def action_from(self, entity: StoredEntity) -> Action:
-        """Decode a stored action, loading its code."""
+    async def action_from(self, entity: StoredEntity, *, verify: bool = True) -> Action:
+        """Decode a stored action, loading its code; verified against its integrity stamp
+        (IntegrityError when edited) unless ``verify`` is False (deleting a tampered action)."""
         exec_doc = entity.doc["exec"]
         code = ""
+        blob: bytes | None = None
         if exec_doc.get("codeDigest"):
             blob = await self.store.get_code(exec_doc["codeDigest"])
-            code = blob.decode() if blob is not None else ""
+        if verify and self.integrity is not None:
+            await self.integrity.verify(entity.namespace, entity.name, entity.doc, blob)
+        if blob is not None:
+            code = blob.decode()
         return action_from_doc(entity.namespace, entity.name, entity.updated, entity.doc, code)
 
     async def action(self, namespace: str, name: str) -> Action:
@@ -90,6 +105,8 @@ class Catalog:
     async def package(self, namespace: str, name: str) -> Package:
         """A package or binding, or 404."""
         entity = await self.require(namespace, name, "packages")
+        if self.integrity is not None:
+            await self.integrity.verify(namespace, name, entity.doc, None, collection="packages")
         return package_from_doc(namespace, name, entity.updated, entity.doc)
 
     async def trigger(self, namespace: str, name: str) -> Trigger:

@@ -79,6 +79,9 @@ class PackageService:
         existing = await self._catalog.get(path.namespace, path.name, "packages")
         if existing is not None and not overwrite:
             raise ConflictError("resource already exists")
+        if existing is not None and self._catalog.integrity is not None:
+            # An edited package must not be carried into a new, freshly stamped version.
+            await self._catalog.integrity.verify(path.namespace, path.name, existing.doc, None, collection="packages")
         current = package_from_doc(path.namespace, path.name, existing.updated, existing.doc) if existing else None
         binding = await self._binding(identity, payload["binding"]) if payload.get("binding") else None
         if current is not None and binding is not None and not current.is_binding:
@@ -116,13 +119,16 @@ class PackageService:
         package = replace(
             package, parameters=await self._vault.seal(path.namespace, "packages", path.name, package.parameters)
         )
+        doc = package_to_doc(package)
+        if self._catalog.integrity is not None:
+            doc = await self._catalog.integrity.stamp(path.namespace, path.name, doc, "packages")
         await self._catalog.store.apply(
             [
                 Put(
                     path.namespace,
                     path.name,
                     "packages",
-                    package_to_doc(package),
+                    doc,
                     package.updated,
                     expected_revision=existing.revision if existing else None,
                 )

@@ -13,7 +13,7 @@ from typing import Any, final
 import structlog
 
 from stockade.domain import Clock
-from stockade.errors import ConflictError
+from stockade.errors import ConflictError, IntegrityError
 from stockade.security import (
     DataKey,
     Keyring,
@@ -28,8 +28,9 @@ from stockade.security import (
     wrap_data_key,
     write_keyring,
 )
+from stockade.services.integrity import ActionIntegrity
 from stockade.services.vault import ParameterVault
-from stockade.store import Collection, Put, Store
+from stockade.store import Collection, Put, Store, StoredEntity
 from stockade.store.keymaterial import DataKeyRecord
 
 __all__ = ["KeyRotation", "RotationReport"]
@@ -54,10 +55,17 @@ class RotationReport:
 class KeyRotation:
     """Data-key and master-key rotation over a store."""
 
-    def __init__(self, store: Store, vault: ParameterVault, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, vault: ParameterVault, clock: Clock, *, integrity: ActionIntegrity | None = None
+    ) -> None:
         self._store = store
         self._vault = vault
         self._clock = clock
+        self._integrity = integrity
+
+    async def _code(self, entity: StoredEntity) -> bytes | None:
+        digest = entity.doc.get("exec", {}).get("codeDigest")
+        return await self._store.get_code(digest) if digest else None
 
     async def rotate_data_key(self, namespace: str) -> RotationReport:
         """Make a new active data key for ``namespace`` and re-encrypt every value under it."""
@@ -114,7 +122,16 @@ class KeyRotation:
             entity = await self._store.get_entity(namespace, name)
             if entity is None or entity.collection != collection:
                 return 0
-            params: list[dict[str, Any]] = list(entity.doc.get("parameters") or [])
+            if collection in ("actions", "packages") and self._integrity is not None:
+                # Re-encryption changes the stored boxes, so the action is stamped again below;
+                # check first that it is still what was deployed (rotation must not launder an edit).
+                try:
+                    await self._integrity.verify(
+                        namespace, name, entity.doc, await self._code(entity), collection=collection
+                    )
+                except IntegrityError:
+                    return 0  # refused at every run anyway; its old key stays until it is redeployed
+            params: list[dict[str, Any]] = [dict(item) for item in entity.doc.get("parameters") or []]
             changed = False
             for item in params:
                 stored = item.get("sealed")
@@ -127,6 +144,8 @@ class KeyRotation:
             if not changed:
                 return 0
             doc = {**entity.doc, "parameters": params}
+            if collection in ("actions", "packages") and self._integrity is not None:
+                doc = await self._integrity.stamp(namespace, name, doc, collection)
             try:
                 await self._store.apply(
                     [Put(namespace, name, collection, doc, entity.updated, expected_revision=entity.revision)]

@@ -37,16 +37,18 @@ from stockade.security.scanner import (
     parse_severities,
     to_sarif,
 )
+from stockade.security.scanner.dependencies import advisory_coverage_findings
 from stockade.services.audit import PLATFORM_CHAIN, AuditEvent, AuditLog
 from stockade.store import AdvisoryRecord, Store
 
 __all__ = [
     "ActionVulnerable",
     "AuditHook",
-    "AuditLogHook",
     "Authorizer",
     "DeployChecked",
+    "DeployDecision",
     "DeployGate",
+    "GateAudit",
     "GateResult",
     "RiskAccepted",
     "ScanPolicy",
@@ -55,6 +57,8 @@ __all__ = [
 
 log = structlog.get_logger("stockade.scans")
 
+_ADVISORY_RULES = frozenset({"advisories.unavailable", "advisories.stale"})
+_COVERAGE_TTL_S = 30.0
 MAX_REASON_CHARS = 500
 MAX_LISTED_FINDINGS = 25
 MAX_IMPORT_BATCH = 5000
@@ -69,6 +73,8 @@ class ScanPolicy:
 
     block: frozenset[Severity]
     warn: frozenset[Severity]
+    # Missing or stale advisories block (``"advisories": "block"``) instead of warning.
+    require_advisories: bool = False
 
     @classmethod
     def from_settings(cls, settings: ScanSettings) -> ScanPolicy:
@@ -77,19 +83,37 @@ class ScanPolicy:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ScanPolicy:
-        """From ``{"block": [...], "warn": [...]}``; BadRequestError on unknown severities."""
+        """From ``{"block": [...], "warn": [...], "advisories": "warn"|"block"}``; BadRequestError
+        on unknown severities."""
+        advisories = doc.get("advisories", "warn")
+        if advisories not in ("warn", "block"):
+            raise BadRequestError('The request content was malformed:\n\'advisories\' must be "warn" or "block"')
         try:
-            return cls(parse_severities(doc.get("block") or []), parse_severities(doc.get("warn") or []))
+            return cls(
+                parse_severities(doc.get("block") or []),
+                parse_severities(doc.get("warn") or []),
+                advisories == "block",
+            )
         except (ValueError, TypeError) as exc:
             raise BadRequestError(f"The request content was malformed:\n{exc}") from None
 
     def to_json(self) -> dict[str, JSON]:
         """JSON form, most severe first."""
         order = list(Severity)
-        return {
+        out: dict[str, JSON] = {
             "block": sorted((s.value for s in self.block), key=lambda v: order.index(Severity(v))),
             "warn": sorted((s.value for s in self.warn), key=lambda v: order.index(Severity(v))),
         }
+        if self.require_advisories:
+            out["advisories"] = "block"
+        return out
+
+    def blocking(self, report: ScanReport) -> list[Finding]:
+        """The report's findings that block under this policy."""
+        found = report.matching(self.block)
+        if self.require_advisories:
+            found += [f for f in report.findings if f.rule_id in _ADVISORY_RULES and f not in found]
+        return found
 
 
 @final
@@ -118,11 +142,72 @@ class ActionVulnerable:
     when_ms: int
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class DeployDecision:
+    """A gate decision worth an audit entry: "blocked", "warned" or "accepted" (with a reason)."""
+
+    namespace: str
+    action: str
+    version: str
+    subject: str
+    decision: str
+    blocking: tuple[str, ...]  # finding ids at a blocking severity
+    warnings: tuple[str, ...]  # finding ids at a warning severity
+    reason: str | None
+    when_ms: int
+
+
 class AuditHook(Protocol):
-    """Where security decisions go besides the log (the audit log arrives with its own issue)."""
+    """Where security decisions go besides the log: the audit log (``GateAudit``)."""
 
     async def risk_accepted(self, event: RiskAccepted) -> None:
         """Record an accepted risk."""
+
+    async def deploy_decided(self, event: DeployDecision) -> None:
+        """Record a block, a warning or an override."""
+
+
+class AuditSink(Protocol):
+    """The audit log's public API (``AuditLog.record``)."""
+
+    def record(self, event: AuditEvent) -> None:
+        """Queue an entry."""
+
+
+_AUDIT_ACTIONS = {"blocked": "deploy.blocked", "warned": "deploy.warned", "accepted": "deploy.risk_accepted"}
+_AUDIT_OUTCOMES = {"blocked": "denied", "warned": "ok", "accepted": "ok"}
+
+
+class GateAudit:
+    """The gate's decisions as audit entries in the action namespace's chain."""
+
+    def __init__(self, audit: AuditSink) -> None:
+        self._audit = audit
+
+    async def risk_accepted(self, event: RiskAccepted) -> None:
+        """Recorded by ``deploy_decided`` (the accepted decision carries the reason)."""
+
+    async def deploy_decided(self, event: DeployDecision) -> None:
+        """One entry: who, which action version, the finding ids and, for overrides, the reason."""
+        details: dict[str, JSON] = {
+            "version": event.version,
+            "decision": event.decision,
+            "findings": list(event.blocking),
+            "warnings": list(event.warnings),
+        }
+        if event.reason is not None:
+            details["reason"] = event.reason
+        self._audit.record(
+            AuditEvent(
+                namespace=event.namespace,
+                actor=event.subject,
+                action=_AUDIT_ACTIONS[event.decision],
+                resource=f"/{event.namespace}/{event.action}@{event.version}",
+                outcome=_AUDIT_OUTCOMES[event.decision],
+                details=details,
+            )
+        )
 
 
 @final
@@ -157,28 +242,11 @@ class Authorizer(Protocol):
         """Whether ``identity`` holds ``permission`` in ``namespace``."""
 
 
-class AuditLogHook:
-    """The audit hook writing accepted risks to the namespace's audit chain (reason, subject, findings)."""
-
-    def __init__(self, audit: AuditLog) -> None:
-        self._audit = audit
-
-    async def risk_accepted(self, event: RiskAccepted) -> None:
-        """Record who accepted which findings of which version, and why."""
-        self._audit.record(
-            AuditEvent(
-                event.namespace,
-                event.subject,
-                "deploy.risk_accepted",
-                f"{event.namespace}/{event.action}@{event.version}",
-                "ok",
-                details={"reason": event.reason, "findings": list(event.findings), "version": event.version},
-            )
-        )
-
-
 class _NoHook:
     async def risk_accepted(self, event: RiskAccepted) -> None:
+        """Nothing beyond the structured log yet."""
+
+    async def deploy_decided(self, event: DeployDecision) -> None:
         """Nothing beyond the structured log yet."""
 
     async def action_vulnerable(self, event: ActionVulnerable) -> None:
@@ -198,6 +266,12 @@ class GateResult:
     decision: str  # "passed", "accepted" or "skipped"
     accepted: RiskAccepted | None = None
     warnings: int = 0
+
+
+def _finding_id(finding: Finding) -> str:
+    """``rule location`` plus the advisory id when there is one (what an auditor looks up)."""
+    base = f"{finding.rule_id} {finding.location}"
+    return f"{base} {finding.advisory.id}" if finding.advisory is not None else base
 
 
 def _clean_reason(raw: str) -> str:
@@ -253,6 +327,7 @@ class DeployGate:
         # and detect-secrets keep module-level state).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockade-scan")
         self._parsed: OrderedDict[tuple[str, str], Advisory] = OrderedDict()
+        self._coverage_cache: tuple[float, dict[str, tuple[int, int | None]]] | None = None
 
     @property
     def scanner(self) -> Scanner:
@@ -291,6 +366,13 @@ class DeployGate:
         if self._access is None or not await self._access.allows(identity, self._admin_namespace, Permission.ROLES):
             raise ForbiddenError()
 
+    def record_advisory_sync(self, identity: Identity, outcomes: Sequence[JSON], source: str) -> None:
+        """Audit a sync of the advisory exports (who, from where, what changed per ecosystem)."""
+        self.forget_coverage()
+        self._record(
+            identity, PLATFORM_CHAIN, "advisories.synced", "advisories", source, {"ecosystems": list(outcomes)}
+        )
+
     def _record(
         self, identity: Identity, chain: str, action: str, resource: str, source: str, details: dict[str, JSON]
     ) -> None:
@@ -298,6 +380,17 @@ class DeployGate:
             self._audit_log.record(AuditEvent(chain, identity.subject, action, resource, "ok", source, details))
 
     # The gate.
+
+    async def _coverage(self) -> dict[str, tuple[int, int | None]]:
+        """Advisories per ecosystem and their age (cached briefly: one query per many deploys)."""
+        now = self._clock.monotonic()
+        if self._coverage_cache is None or now - self._coverage_cache[0] > _COVERAGE_TTL_S:
+            self._coverage_cache = (now, await self._store.advisory_coverage())
+        return self._coverage_cache[1]
+
+    def forget_coverage(self) -> None:
+        """Drop the cached coverage (after an import or a sync)."""
+        self._coverage_cache = None
 
     async def _advisories(self, packages: Mapping[str, Sequence[str]]) -> list[Advisory]:
         advisories: list[Advisory] = []
@@ -331,9 +424,18 @@ class DeployGate:
             target=action.path.fqn,
         )
         prepared = await self._off_loop(self.scanner.prepare, scan)
+        prepared.findings.extend(
+            advisory_coverage_findings(
+                prepared.dependencies,
+                await self._coverage(),
+                self.scanner.rules,
+                now_ms=self._clock.now_ms(),
+                max_age_ms=self._settings.advisories_max_age_days * 86_400_000,
+            )
+        )
         advisories = await self._advisories(prepared.packages)
         report: ScanReport = await self._off_loop(self.scanner.complete, prepared, advisories)
-        blocking = report.matching(policy.block)
+        blocking = policy.blocking(report)
         warnings = len(report.matching(policy.warn))
         log.info(
             "deploy.scanned",
@@ -344,7 +446,23 @@ class DeployGate:
             blocking=len(blocking),
             duration_ms=report.duration_ms,
         )
-        located = tuple(f"{f.rule_id} {f.location}" for f in blocking)
+        located = tuple(_finding_id(f) for f in blocking)
+        warned = tuple(_finding_id(f) for f in report.matching(policy.warn))
+
+        async def audited(decision: str, reason: str | None = None) -> None:
+            await self._audit.deploy_decided(
+                DeployDecision(
+                    action.path.namespace,
+                    action.path.key,
+                    action.version,
+                    identity.subject,
+                    decision,
+                    located,
+                    warned,
+                    reason,
+                    self._clock.now_ms(),
+                )
+            )
 
         async def decided(decision: str) -> None:
             await self._events.deploy_checked(
@@ -361,6 +479,8 @@ class DeployGate:
             )
 
         if not blocking:
+            if warned:
+                await audited("warned")
             await decided("passed")
             return GateResult(report, policy, "passed", warnings=warnings)
         if reason is None:
@@ -372,6 +492,7 @@ class DeployGate:
                 subject=identity.subject,
                 findings=list(located),
             )
+            await audited("blocked")
             await decided("blocked")
             raise DeployBlockedError(_blocked_message(blocking, policy))
         accepted = RiskAccepted(
@@ -380,7 +501,7 @@ class DeployGate:
             version=action.version,
             subject=identity.subject,
             reason=reason,
-            findings=tuple(f"{f.rule_id} {f.location}" for f in blocking),
+            findings=located,
             when_ms=self._clock.now_ms(),
         )
         log.warning(
@@ -393,6 +514,7 @@ class DeployGate:
             findings=list(accepted.findings),
         )
         await self._audit.risk_accepted(accepted)
+        await audited("accepted", reason)
         await decided("accepted")
         return GateResult(report, policy, "accepted", accepted, warnings)
 
@@ -405,7 +527,7 @@ class DeployGate:
             "created": self._clock.now_ms(),
             "decision": result.decision,
             "policy": result.policy.to_json(),
-            "blocking": [f.to_json() for f in result.report.matching(result.policy.block)],
+            "blocking": [f.to_json() for f in result.policy.blocking(result.report)],
             "acceptedRisk": None
             if result.accepted is None
             else {
@@ -463,6 +585,7 @@ class DeployGate:
         outcome = await self._store.upsert_advisories(
             [AdvisoryRecord(a.id, a.modified, dict(a.doc), a.packages) for a in parsed], self._clock.now_ms()
         )
+        self.forget_coverage()
         changed_ids = set(outcome.created) | set(outcome.updated)
         changed = [a for a in parsed if a.id in changed_ids]
         events = await self.rescan(changed) if changed else []

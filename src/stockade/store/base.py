@@ -102,6 +102,19 @@ class AdvisoryRecord:
 
 @final
 @dataclass(frozen=True, slots=True)
+class AdvisorySync:
+    """The last sync of one ecosystem's advisories."""
+
+    ecosystem: str
+    synced: int  # ms
+    source: str
+    etag: str
+    last_modified: str
+    advisories: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class AdvisoryUpsert:
     """What an advisory import changed, by advisory id."""
 
@@ -165,7 +178,7 @@ class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, LoginS
         """Commit all writes or none; returns the new revision per Put (0 per Delete)."""
 
     async def put_code(self, digest: str, code: bytes) -> None:
-        """Store code by content digest (idempotent)."""
+        """Store code by content digest (idempotent; rewrites the stored bytes)."""
 
     async def get_code(self, digest: str) -> bytes | None:
         """Code by digest."""
@@ -198,6 +211,15 @@ class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, LoginS
 
     async def find_advisories(self, ecosystem: str, names: Sequence[str]) -> list[dict[str, JSON]]:
         """Documents of the advisories that affect any of ``names`` (normalised) in ``ecosystem``."""
+
+    async def put_advisory_sync(self, record: AdvisorySync) -> None:
+        """Record (replace) an ecosystem's last sync."""
+
+    async def list_advisory_sync(self) -> list[AdvisorySync]:
+        """Every ecosystem's last sync."""
+
+    async def advisory_coverage(self) -> dict[str, tuple[int, int | None]]:
+        """Ecosystem → (stored advisories, newest of its last sync and last import, in ms)."""
 
     async def count_advisories(self) -> int:
         """How many advisories are stored."""

@@ -19,6 +19,7 @@ from stockade.store.base import (
     ActionVersionRef,
     ActivationQuery,
     AdvisoryRecord,
+    AdvisorySync,
     AdvisoryUpsert,
     Collection,
     Delete,
@@ -265,11 +266,13 @@ class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins, 
         return revisions
 
     async def put_code(self, digest: str, code: bytes) -> None:
-        """Content-addressed code."""
+        """Content-addressed code. A stored blob is rewritten, not kept: one edited in the database
+        under its digest is healed by the next deploy of the genuine code."""
         await self._db.transaction(
             [
                 Step(
-                    "INSERT INTO code_blobs (digest, data) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
+                    "INSERT INTO code_blobs (digest, data) VALUES (?, ?) "
+                    "ON CONFLICT (digest) DO UPDATE SET data = excluded.data",
                     (digest, code),
                 )
             ]
@@ -427,6 +430,48 @@ class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins, 
             rows = await self._db.fetchall(sql, (ecosystem, *chunk))
             docs.update({r[0]: json.loads(r[1]) for r in rows})
         return [docs[key] for key in sorted(docs)]
+
+    async def put_advisory_sync(self, record: AdvisorySync) -> None:
+        """Record (replace) an ecosystem's last sync."""
+        await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO advisory_sync (ecosystem, synced, source, etag, last_modified, advisories) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ecosystem) DO UPDATE SET synced = excluded.synced, "
+                    "source = excluded.source, etag = excluded.etag, last_modified = excluded.last_modified, "
+                    "advisories = excluded.advisories",
+                    (
+                        record.ecosystem,
+                        record.synced,
+                        record.source,
+                        record.etag,
+                        record.last_modified,
+                        record.advisories,
+                    ),
+                )
+            ]
+        )
+
+    async def list_advisory_sync(self) -> list[AdvisorySync]:
+        """Every ecosystem's last sync."""
+        rows = await self._db.fetchall(
+            "SELECT ecosystem, synced, source, etag, last_modified, advisories FROM advisory_sync ORDER BY ecosystem"
+        )
+        return [AdvisorySync(str(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5])) for r in rows]
+
+    async def advisory_coverage(self) -> dict[str, tuple[int, int | None]]:
+        """Ecosystem → (stored advisories, newest of its last sync and last import, in ms)."""
+        rows = await self._db.fetchall(
+            "SELECT p.ecosystem, COUNT(DISTINCT p.advisory_id), MAX(a.imported) "
+            "FROM advisory_packages p JOIN advisories a ON a.id = p.advisory_id GROUP BY p.ecosystem"
+        )
+        out: dict[str, tuple[int, int | None]] = {
+            str(r[0]): (int(r[1]), int(r[2]) if r[2] is not None else None) for r in rows
+        }
+        for sync in await self.list_advisory_sync():
+            count, last = out.get(sync.ecosystem, (0, None))
+            out[sync.ecosystem] = (count, max(last or 0, sync.synced))
+        return out
 
     async def count_advisories(self) -> int:
         """Stored advisories."""

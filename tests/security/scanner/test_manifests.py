@@ -64,7 +64,12 @@ def test_requirements_problems_become_findings(rules):
             ),
         },
     )
-    assert rule_ids(result.findings) == {"manifest.malformed", "dependency.insecure-index", "dependency.direct-url"}
+    assert rule_ids(result.findings) == {
+        "manifest.malformed",
+        "dependency.insecure-index",
+        "dependency.direct-url",
+        "dependency.index-override",
+    }
     messages = " ".join(f.message for f in result.findings)
     assert "missing.txt" in messages
     assert "cycle" in messages

@@ -45,7 +45,12 @@ def test_a_zip_action_is_scanned_end_to_end(scanner):
         ),
         [parse_osv(LODASH)],
     )
-    assert rule_ids(report) == {"dependency.vulnerable", "secret.plain-parameter", "policy.web-without-auth"}
+    assert rule_ids(report) == {
+        "dependency.vulnerable",
+        "secret.plain-parameter",
+        "policy.web-without-auth",
+        "dependency.locked",  # the lock file, credited
+    }
     vuln = next(f for f in report.findings if f.rule_id == "dependency.vulnerable")
     assert (vuln.package, vuln.version, vuln.advisory.id, vuln.advisory.fixed_versions) == (
         "lodash",

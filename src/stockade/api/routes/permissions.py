@@ -94,6 +94,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Need] = {
     (f"{_NS}/scanpolicy", "DELETE"): platform(P.ROLES),
     ("/api/v1/admin/advisories", "GET"): platform(P.ROLES),
     ("/api/v1/admin/advisories", "POST"): platform(P.ROLES),
+    ("/api/v1/admin/advisories/sync", "GET"): platform(P.ROLES),
+    ("/api/v1/admin/advisories/sync", "POST"): platform(P.ROLES),
     # secrets
     (f"{_NS}/secrets", "GET"): ns(P.SECRETS),
     **{(f"{_NS}/secrets/{{name}}", m): ns(P.SECRETS) for m in ("GET", "PUT", "POST", "DELETE")},

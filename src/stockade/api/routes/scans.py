@@ -79,10 +79,34 @@ async def advisories(request: Request) -> Response:
     )
 
 
+@endpoint
+async def advisories_sync(request: Request) -> Response:
+    """POST: download, verify and import the configured OSV exports (``{"ecosystems": [...]}``
+    optional), then rescan deployed actions. GET: per ecosystem, advisories and last sync."""
+    # Who may: ROLES in the platform namespace, declared in api/routes/permissions.py.
+    credentials = await authenticate(request)
+    services = services_of(request)
+    if request.method == "GET":
+        return JsonResponse({"ecosystems": await services.advisory_sync.status()})
+    raw = await read_json(request, limit_bytes=4096) if await request.body() else {}
+    body = as_mapping(raw, "body")
+    ecosystems = body.get("ecosystems")
+    if ecosystems is not None and (not isinstance(ecosystems, list) or not all(isinstance(e, str) for e in ecosystems)):
+        raise BadRequestError("The request content was malformed:\n'ecosystems' must be an array of strings")
+    outcomes = await services.advisory_sync.sync(ecosystems)
+    services.scans.record_advisory_sync(
+        credentials.identity, [o.to_json() for o in outcomes], source=client_address(request)
+    )
+    return JsonResponse(
+        {"synced": [o.to_json() for o in outcomes], "ecosystems": await services.advisory_sync.status()}
+    )
+
+
 _BASE = "/api/v1/namespaces/{ns}"
 routes = [
     Route(_BASE + "/scans/{name}", get_scan_report, methods=["GET"]),
     Route(_BASE + "/scans/{pkg}/{name}", get_scan_report, methods=["GET"]),
     Route(_BASE + "/scanpolicy", scan_policy, methods=["GET", "PUT", "DELETE"]),
     Route("/api/v1/admin/advisories", advisories, methods=["GET", "POST"]),
+    Route("/api/v1/admin/advisories/sync", advisories_sync, methods=["GET", "POST"]),
 ]

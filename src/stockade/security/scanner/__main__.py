@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stockade.security.scanner.advisories import Advisory, AdvisoryError, iter_osv_documents, parse_osv
+from stockade.security.scanner.dependencies import advisory_coverage_findings
 from stockade.security.scanner.findings import Severity
 from stockade.security.scanner.rules import RulesError
 from stockade.security.scanner.sarif import to_sarif
@@ -22,6 +23,8 @@ from stockade.security.scanner.scan import Scanner
 __all__ = ["EXIT_BLOCKED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
+# Findings that mean a check did not run, or not on everything.
+_NOT_RUN = frozenset({"analysis.unavailable", "bundle.scan-budget", "bundle.file-too-large", "bundle.unreadable"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,9 +104,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     advisories = _load_advisories(args.advisories, err)
     parameters = {k: _json_value(v) for k, v in args.param}
     annotations = {k: _json_value(v) for k, v in args.annotation}
-    report = scanner.complete(
-        scanner.prepare_path(args.path, parameters=parameters, annotations=annotations), advisories
-    )
+    prepared = scanner.prepare_path(args.path, parameters=parameters, annotations=annotations)
+    coverage: dict[str, tuple[int, int | None]] = {}
+    for advisory in advisories:
+        for ecosystem in {eco for eco, _name in advisory.packages}:
+            count, _ = coverage.get(ecosystem, (0, None))
+            coverage[ecosystem] = (count + 1, None)
+    not_run = advisory_coverage_findings(prepared.dependencies, coverage, scanner.rules)
+    prepared.findings.extend(not_run)
+    report = scanner.complete(prepared, advisories)
     blocking = Severity.at_least(Severity(args.fail_on))
     if args.sarif:
         text = json.dumps(to_sarif(report, scanner.rules, blocking=blocking), indent=2)
@@ -119,7 +128,24 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             out.write(f"{finding.describe()}\n")
         counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
         summary = f"{len(report.findings)} findings ({counts or 'none'}) in {report.files_scanned} files analysed"
-        verdict = f"BLOCKED: {len(blocked)} at or above {args.fail_on}" if blocked else "passed"
+        # Never "passed" for a check that could not run (or ran on part of the code).
+        skipped = [f for f in report.findings if f.rule_id in _NOT_RUN and f not in not_run]
+        if blocked:
+            verdict = f"BLOCKED: {len(blocked)} at or above {args.fail_on}"
+        elif not_run or skipped:
+            parts = []
+            if not_run:
+                ecosystems = ", ".join(sorted(f.ecosystem or "" for f in not_run))
+                parts.append(
+                    f"the dependency check did NOT run for {ecosystems} (no advisories loaded; pass --advisories PATH)"
+                )
+            if skipped:
+                parts.append(
+                    f"{len(skipped)} check(s) did not run on all of the code ({', '.join(sorted({f.rule_id for f in skipped}))})"
+                )
+            verdict = f"INCOMPLETE: {'; '.join(parts)}; nothing else at or above {args.fail_on}"
+        else:
+            verdict = "passed"
         out.write(f"{summary}; {len(advisories)} advisories loaded; {verdict}\n")
     return EXIT_BLOCKED if blocked else EXIT_OK
 

@@ -88,7 +88,12 @@ def _unsafe_name(name: str) -> str | None:
 
 def _is_wanted(path: str) -> bool:
     base = PurePosixPath(path).name
-    return base.endswith(SOURCE_SUFFIXES + TEXT_SUFFIXES) or base in METADATA_NAMES or base in TEXT_NAMES
+    return (
+        base.endswith(SOURCE_SUFFIXES + TEXT_SUFFIXES)
+        or base in METADATA_NAMES
+        or base in TEXT_NAMES
+        or base.startswith(".env")  # .env.production, .env.local: environment-style files
+    )
 
 
 def _vendored_roots(names: list[str], read: dict[str, bytes]) -> set[str]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from stockade.security.scanner.advisories import Advisory
-from stockade.security.scanner.findings import Dependency, Finding
+from stockade.security.scanner.findings import Dependency, Finding, Severity
+from stockade.security.scanner.ranges import match_range
 from stockade.security.scanner.rules import RuleBook
 from stockade.security.scanner.versions import scheme_for
 
-__all__ = ["AdvisoryIndex", "match_dependencies", "unpinned_findings"]
+__all__ = ["AdvisoryIndex", "advisory_coverage_findings", "match_dependencies", "unpinned_findings"]
 
 
 class AdvisoryIndex:
@@ -40,7 +41,10 @@ def match_dependencies(dependencies: Iterable[Dependency], index: AdvisoryIndex,
     seen: set[tuple[str, str, str, str]] = set()
     # The action's own declarations first, so a finding points at the line the author wrote.
     for dep in sorted(dependencies, key=lambda d: (not d.direct, d.vendored)):
-        if dep.version is None or scheme_for(dep.ecosystem) is None:
+        if scheme_for(dep.ecosystem) is None:
+            continue
+        if dep.version is None:
+            findings += _range_findings(dep, index, rules, seen)
             continue
         for advisory in index.lookup(dep.ecosystem, dep.normalized):
             if advisory.withdrawn:
@@ -74,6 +78,52 @@ def match_dependencies(dependencies: Iterable[Dependency], index: AdvisoryIndex,
     return findings
 
 
+def _range_findings(
+    dep: Dependency, index: AdvisoryIndex, rules: RuleBook, seen: set[tuple[str, str, str, str]]
+) -> list[Finding]:
+    """An unpinned direct declaration whose range admits an affected version, per advisory."""
+    if not dep.direct or dep.vendored or not dep.specifier:
+        return []
+    findings: list[Finding] = []
+    for advisory in index.lookup(dep.ecosystem, dep.normalized):
+        if advisory.withdrawn:
+            continue
+        for affected in advisory.affected:
+            if (affected.ecosystem, affected.normalized) != (dep.ecosystem, dep.normalized):
+                continue
+            key = (dep.ecosystem, dep.normalized, dep.specifier, advisory.id)
+            if key in seen:
+                continue
+            match = match_range(dep.ecosystem, dep.specifier, affected)
+            if match is None:
+                continue
+            seen.add(key)
+            ids = ", ".join(advisory.aliases)
+            if match.safe_bound is not None:
+                advice = f"require {dep.name}>={match.safe_bound} (the minimal safe bound)"
+            else:
+                advice = "no fixed version is known: remove or replace the dependency"
+            findings.append(
+                rules.finding(
+                    "dependency.vulnerable-range",
+                    f"{dep.name} {dep.specifier} admits {match.witness}, affected by {advisory.id}"
+                    + (f" ({ids})" if ids else "")
+                    + (f": {advisory.summary}" if advisory.summary else "")
+                    + f"; {advice}",
+                    # A range that cannot resolve to a safe version is as bad as a vulnerable pin.
+                    severity=None if match.admits_safe else (advisory.severity or Severity.HIGH),
+                    file=dep.source,
+                    line=dep.line,
+                    package=dep.name,
+                    version=match.safe_bound,
+                    ecosystem=dep.ecosystem,
+                    advisory=advisory.ref(affected),
+                    source=f"osv:{advisory.id}",
+                )
+            )
+    return findings
+
+
 def unpinned_findings(dependencies: Iterable[Dependency], rules: RuleBook) -> list[Finding]:
     """Direct declarations that neither pin an exact version nor are fixed by a lock or vendored copy."""
     return [
@@ -89,3 +139,43 @@ def unpinned_findings(dependencies: Iterable[Dependency], rules: RuleBook) -> li
         for dep in dependencies
         if dep.version is None and dep.direct and not dep.vendored
     ]
+
+
+def advisory_coverage_findings(
+    dependencies: Iterable[Dependency],
+    coverage: Mapping[str, tuple[int, int | None]],
+    rules: RuleBook,
+    *,
+    now_ms: int | None = None,
+    max_age_ms: int | None = None,
+) -> list[Finding]:
+    """A finding per ecosystem whose dependencies could not be checked (no advisories) or were
+    checked against data older than ``max_age_ms``. ``coverage``: ecosystem → (advisories, last
+    sync or import time in ms, None when unknown)."""
+    needed: dict[str, int] = {}
+    for dep in dependencies:
+        if scheme_for(dep.ecosystem) is not None:
+            needed[dep.ecosystem] = needed.get(dep.ecosystem, 0) + 1
+    findings: list[Finding] = []
+    for ecosystem, count in sorted(needed.items()):
+        advisories, last = coverage.get(ecosystem, (0, None))
+        if advisories == 0:
+            findings.append(
+                rules.finding(
+                    "advisories.unavailable",
+                    f"the dependency check did not run for {count} {ecosystem} dependency(ies): no {ecosystem} "
+                    "advisories are loaded (run `stockade advisories sync`, or pass --advisories to `stockade scan`)",
+                    ecosystem=ecosystem,
+                )
+            )
+        elif now_ms is not None and max_age_ms is not None and last is not None and now_ms - last > max_age_ms:
+            days = (now_ms - last) // 86_400_000
+            findings.append(
+                rules.finding(
+                    "advisories.stale",
+                    f"{ecosystem} advisories were last updated {days} day(s) ago (limit "
+                    f"{max_age_ms // 86_400_000}); recent vulnerabilities may be missed: run `stockade advisories sync`",
+                    ecosystem=ecosystem,
+                )
+            )
+    return findings

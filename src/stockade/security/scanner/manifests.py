@@ -32,6 +32,15 @@ _INDEX_OPTIONS = frozenset({"-i", "--index-url", "--extra-index-url", "-f", "--f
 _POETRY_EXACT_RE = re.compile(r"^\s*(==|=)?\s*(\d[0-9A-Za-z.!+_-]*)\s*$")
 _NPM_URLISH = ("git+", "git:", "http:", "https:", "file:", "link:", "github:", "gitlab:", "bitbucket:", "gist:")
 MAX_LOCK_DEPTH = 64
+# Naming the public index explicitly is no override.
+_PUBLIC_INDEXES = frozenset(
+    {
+        "https://pypi.org/simple",
+        "https://pypi.python.org/simple",
+        "https://registry.npmjs.org",
+        "https://registry.yarnpkg.com",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -55,6 +64,9 @@ class _Reader:
         self.rules = rules
         self.out = Manifests()
         self.constraints: dict[str, str] = {}
+        self.hashes: dict[str, list[int]] = {}  # requirements file → [requirements, with --hash]
+        self.require_hashes: set[str] = set()
+        self.lock_files: list[str] = []
 
     def malformed(self, path: str, detail: str, line: int | None = None) -> None:
         self.out.findings.append(self.rules.finding("manifest.malformed", f"{path}: {detail}", file=path, line=line))
@@ -87,10 +99,14 @@ class _Reader:
                 self.requirements(included, depth + 1, seen | {path}, constraint=_INCLUDE_OPTIONS[option] == "c")
             elif option in _INDEX_OPTIONS:
                 url = tokens[0].split("=", 1)[1] if "=" in tokens[0] else (tokens[1] if len(tokens) > 1 else "")
+                self.index_override(path, number, f"{option} {_redact(url)}")
                 if url.startswith("http://"):
                     self.out.findings.append(
                         self.rules.finding(
-                            "dependency.insecure-index", f"{option} {url} is plain HTTP", file=path, line=number
+                            "dependency.insecure-index",
+                            f"{option} {_redact(url)} is plain HTTP",
+                            file=path,
+                            line=number,
                         )
                     )
             elif option == "--trusted-host":
@@ -108,10 +124,68 @@ class _Reader:
                         "dependency.direct-url", f"editable requirement {line.strip()}", file=path, line=number
                     )
                 )
+            elif option == "--require-hashes":
+                self.require_hashes.add(path)
             elif option.startswith("-"):
-                continue  # --pre, --no-binary, --require-hashes, ...: nothing to scan
+                continue  # --pre, --no-binary, ...: nothing to scan
             else:
+                counts = self.hashes.setdefault(path, [0, 0])
+                counts[0] += 1
+                counts[1] += "--hash" in line
                 self._requirement(path, number, line, constraint=constraint)
+
+    def index_override(self, path: str, line: int | None, what: str) -> None:
+        """A package source other than the public index: dependency confusion."""
+        if what.split()[-1].rstrip("/") in _PUBLIC_INDEXES or what.split("=", 1)[-1].rstrip("/") in _PUBLIC_INDEXES:
+            return
+        self.out.findings.append(
+            self.rules.finding(
+                "dependency.index-override",
+                f"{what}: packages may be resolved from this source instead of (or besides) the public "
+                "index, so a same-named package there wins (dependency confusion); pin with hashes or a lock file",
+                file=path,
+                line=line,
+            )
+        )
+
+    def npmrc(self, path: str) -> None:
+        source = self.bundle.files.get(path)
+        if source is None:
+            return
+        for number, line in enumerate(source.text().splitlines(), start=1):
+            key, sep, value = line.partition("=")
+            key = key.strip()
+            if sep and (key == "registry" or key.endswith(":registry")):
+                self.index_override(path, number, f"{key}={_redact(value.strip())}")
+            elif sep and key in ("strict-ssl", "ca") and value.strip().lower() in ("false", "null", '""'):
+                self.out.findings.append(
+                    self.rules.finding(
+                        "dependency.insecure-index",
+                        f"{key}={value.strip()} disables TLS checks",
+                        file=path,
+                        line=number,
+                    )
+                )
+
+    def credits(self) -> None:
+        """Lock files and hashes recognised: info findings, so the report credits them."""
+        for path, (total, hashed) in sorted(self.hashes.items()):
+            if total and hashed == total:
+                enforced = " with --require-hashes" if path in self.require_hashes else ""
+                self.out.findings.append(
+                    self.rules.finding(
+                        "dependency.locked",
+                        f"{path}: every requirement ({total}) carries a --hash{enforced}; pip verifies what it installs",
+                        file=path,
+                    )
+                )
+        for path in self.lock_files:
+            count = sum(1 for d in self.out.dependencies if d.source == path and not d.direct)
+            self.out.findings.append(
+                self.rules.finding(
+                    "dependency.locked", f"{path}: lock file pins {count} package(s) to exact versions", file=path
+                )
+            )
 
     def _requirement(self, path: str, number: int | None, line: str, *, constraint: bool) -> None:
         text = " ".join(t for t in line.split() if not t.startswith("--"))  # per-line --hash etc.
@@ -171,6 +245,18 @@ class _Reader:
                         self.malformed(path, f"dependency {item!r} is not a string")
         tool = data.get("tool")
         poetry = tool.get("poetry") if isinstance(tool, Mapping) else None
+        sources = poetry.get("source") if isinstance(poetry, Mapping) else None
+        for entry in sources if isinstance(sources, list) else []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("url"), str):
+                line = _line_of(self.bundle, path, entry["url"])
+                self.index_override(path, line, f"[[tool.poetry.source]] {_redact(entry['url'])}")
+        uv = tool.get("uv") if isinstance(tool, Mapping) else None
+        if isinstance(uv, Mapping):
+            for key in ("index-url", "extra-index-url", "find-links"):
+                if uv.get(key):
+                    self.index_override(path, _line_of(self.bundle, path, key), f"[tool.uv] {key}")
+            if isinstance(uv.get("index"), list) and uv["index"]:
+                self.index_override(path, _line_of(self.bundle, path, "[[tool.uv.index]]"), "[[tool.uv.index]]")
         if isinstance(poetry, Mapping):
             for key in ("dependencies",):
                 table = poetry.get(key)
@@ -325,6 +411,11 @@ class _Reader:
             self.out.dependencies.append(_dep("npm", str(name), version, "", path, None, vendored=True))
 
 
+def _redact(url: str) -> str:
+    """A URL without its user:password (index URLs often carry tokens)."""
+    return re.sub(r"(://)[^/@\s]*@", r"\1***@", url)
+
+
 def _walk_v1(deps: Mapping[str, Any], depth: int) -> Iterator[tuple[str, Any]]:
     if depth > MAX_LOCK_DEPTH:
         return
@@ -400,10 +491,15 @@ def read_manifests(bundle: Bundle, rules: RuleBook) -> Manifests:
             reader.pyproject(path)
         elif base == "poetry.lock":
             reader.poetry_lock(path)
+            reader.lock_files.append(path)
         elif base == "package.json":
             reader.package_json(path)
         elif base in ("package-lock.json", "npm-shrinkwrap.json"):
             reader.package_lock(path)
+            reader.lock_files.append(path)
+        elif base == ".npmrc":
+            reader.npmrc(path)
+    reader.credits()
     result = reader.out
     result.dependencies = _apply_pins(result.dependencies, reader.constraints)
     return result

@@ -58,7 +58,8 @@ class PreparedScan:
         """Normalized package names per ecosystem, for the advisory lookup."""
         out: dict[str, list[str]] = {}
         for dep in self.dependencies:
-            if dep.version is not None and dep.normalized not in out.setdefault(dep.ecosystem, []):
+            # Unpinned declarations too: their ranges are matched against advisories.
+            if dep.normalized not in out.setdefault(dep.ecosystem, []):
                 out[dep.ecosystem].append(dep.normalized)
         return out
 

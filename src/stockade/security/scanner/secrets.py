@@ -15,6 +15,7 @@ from typing import Any
 from stockade.security.scanner.bundle import SourceFile
 from stockade.security.scanner.findings import Finding
 from stockade.security.scanner.rules import RuleBook, SecretsConfig
+from stockade.security.scanner.tokens import find_in_text, is_placeholder, load_token_rules, scan_source
 
 __all__ = ["SECRET_STORE_HINT", "scan_code_secrets", "scan_parameter_secrets"]
 
@@ -54,31 +55,72 @@ def _scan_lines(lines: list[tuple[int, str]], filename: str, config: SecretsConf
 
     with _LOCK:
         _configure(config)
-        return [(s.line_number, _plugin_name(s), str(s.type)) for s in _process_line_based_plugins(lines, filename)]
+        return [
+            (s.line_number, _plugin_name(s), str(s.type))
+            for s in _process_line_based_plugins(lines, filename)
+            if not is_placeholder(str(s.secret_value or ""))
+        ]
+
+
+_TOKEN_TITLES = {"literal": "", "joined": " (joined from pieces)", "base64": " (base64-encoded)"}
 
 
 def scan_code_secrets(files: Iterable[SourceFile], rules: RuleBook) -> list[Finding]:
-    """Secrets in the text files of a bundle (long lines, e.g. minified code, are skipped)."""
+    """Secrets in the text files of a bundle: known token formats anywhere (``tokens.py``), then
+    detect-secrets (long lines, e.g. minified code, are skipped by it). A line suppressed inline
+    with a reason yields one ``secret.suppressed`` (info) finding instead."""
     config = rules.secrets
     max_line = rules.limits.max_line_bytes
+    token_rules = load_token_rules()
     findings: list[Finding] = []
     for source in files:
         if source.path.endswith(("package-lock.json", "npm-shrinkwrap.json", "poetry.lock", "RECORD")):
             continue  # integrity hashes, not secrets
-        lines = [(n, line) for n, line in enumerate(source.text().splitlines(), start=1) if len(line) <= max_line]
+        text = source.text()
+        hits, suppressed = scan_source(source.path, text, token_rules)
+        per_line: dict[int, list[Finding]] = {}
         seen: set[tuple[int, str]] = set()
+        for hit in hits:
+            per_line.setdefault(hit.line, []).append(
+                rules.finding(
+                    "secret.hardcoded",
+                    f"{hit.format_id}{_TOKEN_TITLES[hit.how]} in {source.path}; keep secrets out of code: "
+                    f"{SECRET_STORE_HINT}",
+                    file=source.path,
+                    line=hit.line,
+                    source=f"tokens:{hit.format_id}",
+                )
+            )
+            seen.add((hit.line, "secret.hardcoded"))
+            seen.add((hit.line, "secret.high-entropy"))  # the same string, already reported precisely
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if len(line) <= max_line]
         for line, plugin, secret_type in _scan_lines(lines, source.path, config):
             rule_id = config.plugin_rules.get(plugin, ("secret.hardcoded", True))[0]
             if (line, rule_id) in seen:
                 continue
             seen.add((line, rule_id))
-            findings.append(
+            per_line.setdefault(line, []).append(
                 rules.finding(
                     rule_id,
                     f"{secret_type} in {source.path}; keep secrets out of code: {SECRET_STORE_HINT}",
                     file=source.path,
                     line=line,
                     source=f"detect-secrets:{plugin}",
+                )
+            )
+        for line in sorted(per_line):
+            reason = suppressed.get(line)
+            if reason is None:
+                findings.extend(per_line[line])
+                continue
+            what = ", ".join(sorted({f.source or f.rule_id for f in per_line[line]}))
+            findings.append(
+                rules.finding(
+                    "secret.suppressed",
+                    f"secret finding(s) ({what}) suppressed inline: {reason[:200]}",
+                    file=source.path,
+                    line=line,
+                    source="allow-secret",
                 )
             )
     return findings
@@ -111,6 +153,21 @@ def scan_parameter_secrets(parameters: Mapping[str, Any], rules: RuleBook) -> li
                     source="name",
                 )
             )
+    token_rules = load_token_rules()
+    for key, value in parameters.items():
+        if not isinstance(value, str) or key in flagged:
+            continue
+        for fmt, how in find_in_text(value, token_rules):
+            flagged.add(key)
+            findings.append(
+                rules.finding(
+                    "secret.plain-parameter",
+                    f"parameter {key!r} holds a {fmt.id}{_TOKEN_TITLES[how]} in plain text; {SECRET_STORE_HINT}",
+                    file="parameters",
+                    source=f"tokens:{fmt.id}",
+                )
+            )
+            break
     checked = {k: v for k, v in parameters.items() if isinstance(v, str) and k not in flagged}
     if not checked:
         return findings
