@@ -33,6 +33,7 @@ __all__ = [
     "paging",
     "query_bool",
     "query_int",
+    "query_str",
     "read_body",
     "read_json",
     "report_refusal",
@@ -199,10 +200,20 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
     return body
 
 
+# What a JavaScript client sends for an option it left unset (OpenWhisk ignores it).
+_UNSET = ("", "undefined")
+
+
+def query_str(request: Request, name: str) -> str | None:
+    """A text query parameter; None when absent, empty or ``undefined``."""
+    raw = request.query_params.get(name)
+    return None if raw is None or raw in _UNSET else raw
+
+
 def query_bool(request: Request, name: str, default: bool = False) -> bool:
     """A boolean query parameter (``true``/``false``)."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw in _UNSET:
         return default
     lowered = raw.lower()
     if lowered in ("true", "yes", "1"):
@@ -215,7 +226,7 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
 def query_int(request: Request, name: str, default: int, *, detail: Callable[[str], str] | None = None) -> int:
     """An integer query parameter; errors wrap ``detail(raw)`` as OpenWhisk does."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw in _UNSET:
         return default
     try:
         return int(raw)
