@@ -149,3 +149,28 @@ def test_sequence_first_component_gets_no_actions_parameter(api):
     r = api.put(f"{A}/seq", json={"exec": {"kind": "sequence", "components": ["/_/one", "/_/two"]}})
     assert r.status_code == 200
     assert _invoke(api, f"{A}/seq", x=1) == {"x": 1}
+
+
+# -- runtime kinds ---------------------------------------------------------------------------------
+
+
+def test_versioned_python_kind_and_runtimes_manifest(api):
+    import sys
+
+    versioned = f"python:{sys.version_info.major}.{sys.version_info.minor}"
+    manifest = api.client.get("/").json()["runtimes"]
+    kinds = {r["kind"]: r for family in manifest.values() for r in family}
+    assert {"python:3", versioned, "nodejs:20"} <= set(kinds)
+    assert kinds["python:3"]["default"] is True and kinds[versioned]["default"] is False
+    r = api.put(f"{A}/v", json={"exec": {"kind": versioned, "code": "def main(a):\n    return {'ok': 1}\n"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["exec"]["kind"] == versioned
+    assert _invoke(api, f"{A}/v") == {"ok": 1}
+    r = api.put(f"{A}/d", json={"exec": {"kind": "python:default", "code": "def main(a):\n    return a\n"}})
+    assert r.json()["exec"]["kind"] == "python:3"
+    r = api.put(f"{A}/bad", json={"exec": {"kind": "python:2.7", "code": "x"}})
+    assert r.status_code == 400
+    message = r.json()["error"]
+    assert "The specified runtime 'python:2.7' is not supported by this platform." in message
+    for kind in ("python:3", versioned, "nodejs:20", "python:default", "nodejs:default"):
+        assert f"'{kind}'" in message
