@@ -31,6 +31,7 @@ from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
 from stockade.services.scans import DeployGate, ScanPolicy
 from stockade.services.secrets import SecretBackend, SecretService, StoreSecretBackend
+from stockade.services.system import SYSTEM_NAMESPACE, SystemCatalog
 from stockade.services.throttle import Throttle
 from stockade.services.triggers import TriggerService
 from stockade.services.vault import ParameterVault
@@ -39,6 +40,7 @@ from stockade.store import Store
 __all__ = [
     "MISSING_AUTH_MESSAGE",
     "SEALED_MESSAGE",
+    "SYSTEM_NAMESPACE",
     "AccessService",
     "ActionRunner",
     "ActionService",
@@ -70,6 +72,7 @@ __all__ = [
     "SecretService",
     "Services",
     "SignedParts",
+    "SystemCatalog",
     "Throttle",
     "TriggerService",
     "bounds_from",
@@ -106,6 +109,7 @@ class Services:
     monitoring: Monitoring
     apis: ApiService
     limits: LimitOverrides
+    system: SystemCatalog
 
 
 def build_services(
@@ -189,14 +193,16 @@ def build_services(
         tracer=tracer,
     )
     gate = DeployGate(store, clock, settings.scan, admin_namespace=settings.default_namespace, events=monitoring.gate)
+    actions = ActionService(catalog, limits, clock.now_ms, vault, secrets, gate)
+    packages = PackageService(catalog, limits, clock.now_ms, vault)
     return Services(
         settings=settings,
         store=store,
         clock=clock,
         auth=auth,
         catalog=catalog,
-        actions=ActionService(catalog, limits, clock.now_ms, vault, secrets, gate),
-        packages=PackageService(catalog, limits, clock.now_ms, vault),
+        actions=actions,
+        packages=packages,
         triggers=TriggerService(catalog, invoke, recorder, throttle, limits, clock, vault),
         rules=RuleService(catalog, clock.now_ms),
         invoke=invoke,
@@ -214,4 +220,5 @@ def build_services(
         monitoring=monitoring,
         apis=ApiService(store, access, clock, base_url=settings.api.base_url, max_body_bytes=limits.max_payload_bytes),
         limits=limit_overrides,
+        system=SystemCatalog(store, catalog, packages, actions, clock),
     )
