@@ -161,7 +161,8 @@ def test_versioned_python_kind_and_runtimes_manifest(api):
     manifest = api.client.get("/").json()["runtimes"]
     kinds = {r["kind"]: r for family in manifest.values() for r in family}
     assert {"python:3", versioned, "nodejs:20"} <= set(kinds)
-    assert kinds["python:3"]["default"] is True and kinds[versioned]["default"] is False
+    assert kinds["python:3"]["default"] is True
+    assert kinds[versioned]["default"] is False
     r = api.put(f"{A}/v", json={"exec": {"kind": versioned, "code": "def main(a):\n    return {'ok': 1}\n"}})
     assert r.status_code == 200, r.text
     assert r.json()["exec"]["kind"] == versioned

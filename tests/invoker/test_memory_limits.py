@@ -18,7 +18,9 @@ pytestmark = pytest.mark.sandbox
 
 def _action(code: str, memory: int = 256) -> Action:
     return Action(
-        EntityPath("guest", "memory"), Exec("python:3", textwrap.dedent(code)), limits=Limits(timeout=30_000, memory=memory)
+        EntityPath("guest", "memory"),
+        Exec("python:3", textwrap.dedent(code)),
+        limits=Limits(timeout=30_000, memory=memory),
     )
 
 

@@ -69,7 +69,9 @@ def test_a_memory_cgroup_replaces_the_address_space_limit(tmp_path: Path) -> Non
     space they never use: ThreadPoolExecutor(16) failed under it); everything else stays."""
     limits = describe(_plan(tmp_path, memory_mb=256, memory_cgroup=True))
     assert "RLIMIT_AS" not in limits
-    assert limits["RLIMIT_NPROC"] and limits["RLIMIT_NOFILE"] and limits["RLIMIT_CPU"]
+    assert limits["RLIMIT_NPROC"]
+    assert limits["RLIMIT_NOFILE"]
+    assert limits["RLIMIT_CPU"]
 
 
 def test_cpu_backstop_defaults_to_ten_timeouts(tmp_path: Path) -> None:

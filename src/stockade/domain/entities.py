@@ -216,7 +216,9 @@ def parse_entity_fields(payload: Mapping[str, Any]) -> EntityFields:
     return EntityFields(
         version=validate_version(payload["version"]) if payload.get("version") is not None else None,
         publish=publish,
-        parameters=kv_from_json(payload["parameters"], "parameters", sealed_refs=True) if "parameters" in payload else None,
+        parameters=kv_from_json(payload["parameters"], "parameters", sealed_refs=True)
+        if "parameters" in payload
+        else None,
         annotations=kv_from_json(payload["annotations"], "annotations") if "annotations" in payload else None,
     )
 

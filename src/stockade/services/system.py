@@ -69,7 +69,9 @@ def load_catalog(directory: Path = CATALOG_DIR) -> tuple[dict[str, str], list[Ca
         packages[package] = body["description"]
         for name, meta in body["actions"].items():
             code = (directory / package / f"{name}.py").read_text()
-            annotations = tuple((key, meta[key]) for key in ("description", "parameters", "sampleInput", "sampleOutput") if key in meta)
+            annotations = tuple(
+                (key, meta[key]) for key in ("description", "parameters", "sampleInput", "sampleOutput") if key in meta
+            )
             actions.append(CatalogAction(package, name, code, annotations))
     return packages, actions
 

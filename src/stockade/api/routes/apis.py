@@ -76,7 +76,11 @@ async def delete_apis(request: Request) -> Response:
     """Delete the routes of a base path, or of one relative path, or of one operation."""
     credentials = await authenticate(request)
     namespace = namespace_param(request, credentials)
-    basepath, relpath, verb = query_str(request, "basepath"), query_str(request, "relpath"), query_str(request, "operation")
+    basepath, relpath, verb = (
+        query_str(request, "basepath"),
+        query_str(request, "relpath"),
+        query_str(request, "operation"),
+    )
     if not basepath:
         raise BadRequestError("The query parameter 'basepath' is required.")
     if verb and not relpath:
