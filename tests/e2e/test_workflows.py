@@ -197,9 +197,7 @@ def _write_project(tmp_path: Path, unique: str) -> Path:
         "import subprocess\ndef main(a):\n    return {'out': subprocess.run(a['cmd'], shell=True).returncode}\n"
     )
     manifest = tmp_path / "manifest.yaml"
-    manifest.write_text(
-        MANIFEST.format(project=unique, pkg=f"{unique}-m", trigger=f"{unique}-mt", rule=f"{unique}-mr")
-    )
+    manifest.write_text(MANIFEST.format(project=unique, pkg=f"{unique}-m", trigger=f"{unique}-mt", rule=f"{unique}-mr"))
     return manifest
 
 
