@@ -78,7 +78,7 @@ def test_every_registered_command_has_a_snapshot_case():
         for name, sub in groups.items()
         if name not in ("up", "admin")
     }
-    assert registered == {**{name: sorted(verbs) for name, verbs in COMMANDS.items()}, **dict.fromkeys(LEAVES, [])}
+    assert registered == {**{name: sorted(verbs) for name, verbs in COMMANDS.items()}, **{key: [] for key in LEAVES}}
 
 
 def test_no_stale_snapshots():

@@ -135,7 +135,7 @@ def test_a_published_package_never_gives_its_values_away(platform):
         [{"key": "k", "value": {"fp": "hmac-sha256:00"}, "encryption": "AES-256-GCM"}],
         [{"key": "k", "value": "plain", "encryption": "AES-256-GCM"}],
         [{"key": "k", "value": "hmac-sha256:" + "f" * 10_000, "encryption": "AES-256-GCM"}],
-        [{"key": f"k{i}", "value": "hmac-sha256:" + "%032x" % i, "encryption": "x"} for i in range(2000)],
+        [{"key": f"k{i}", "value": "hmac-sha256:" + f"{i:032x}", "encryption": "x"} for i in range(2000)],
     ],
 )
 def test_forged_fingerprints_are_refused_cleanly(platform, parameters):
