@@ -177,3 +177,54 @@ def test_versioned_python_kind_and_runtimes_manifest(api):
     assert "The specified runtime 'python:2.7' is not supported by this platform." in message
     for kind in ("python:3", versioned, "nodejs:20", "python:default", "nodejs:default"):
         assert f"'{kind}'" in message
+
+
+# -- transfer tokens: exports that redeploy after their source is gone -----------------------------
+
+
+def test_transfer_tokens_bring_values_back_after_deletion(api):
+    api.put(f"{A}/x", json={**ECHO, "parameters": [{"key": "k", "value": "v1"}, {"key": "plain", "value": None}]})
+    plain_read = api.get(f"{A}/x").json()["parameters"]
+    assert all("sealed" not in p for p in plain_read)
+    exported = api.get(f"{A}/x?sealed=true").json()["parameters"]
+    by_key = {p["key"]: p for p in exported}
+    token = by_key["k"]["sealed"]
+    assert "v1" not in token
+    assert "sealed" not in by_key["plain"]
+    assert api.delete(f"{A}/x").status_code == 200
+    # Fingerprint alone: the value is gone, so it is refused...
+    alone = [{k: v for k, v in by_key["k"].items() if k != "sealed"}]
+    assert api.put(f"{A}/x", json={**ECHO, "parameters": alone}).status_code == 400
+    # ...with its token it comes back, re-sealed for its new place.
+    assert api.put(f"{A}/x", json={**ECHO, "parameters": exported}).status_code == 200
+    assert _invoke(api, f"{A}/x") == {"k": "v1", "plain": None}
+    # Packages and triggers give tokens too.
+    api.put(f"{P}/p", json={"parameters": [{"key": "pk", "value": 1}]})
+    assert "sealed" in api.get(f"{P}/p?sealed=true").json()["parameters"][0]
+    api.put(f"{T}/t", json={"parameters": [{"key": "tk", "value": 1}]})
+    assert "sealed" in api.get(f"{T}/t?sealed=true").json()["parameters"][0]
+
+
+def test_transfer_tokens_do_not_cross_namespaces_or_fingerprints(api):
+    api.put(
+        f"{A}/x", json={**ECHO, "parameters": [{"key": "k", "value": "guest-only"}, {"key": "j", "value": "other"}]}
+    )
+    exported = {p["key"]: p for p in api.get(f"{A}/x?sealed=true").json()["parameters"]}
+    # Another namespace cannot use a token...
+    r = api.put(f"{A}/y", ns="other", json={**ECHO, "parameters": [exported["k"]]})
+    assert r.status_code == 400
+    # ...nor ask for tokens of a published package it can read.
+    api.put(f"{P}/pub", json={"publish": True, "parameters": [{"key": "k", "value": "s"}]})
+    assert api.get("/api/v1/namespaces/guest/packages/pub?sealed=true", ns="other").status_code == 403
+    assert api.get("/api/v1/namespaces/guest/packages/pub", ns="other").status_code == 200
+    api.delete(f"{A}/x")
+    # A token relabelled with another parameter's fingerprint, or altered, opens nothing.
+    relabelled = {**exported["k"], "value": exported["j"]["value"]}
+    assert api.put(f"{A}/z", json={**ECHO, "parameters": [relabelled]}).status_code == 400
+    token = exported["k"]["sealed"]
+    for bad in (token[:-4] + "AAAA", "not-base64!", "", "eyJ9"):
+        r = api.put(f"{A}/z", json={**ECHO, "parameters": [{**exported["k"], "sealed": bad}]})
+        assert r.status_code == 400, (bad, r.text)
+        assert set(r.json()) == {"error", "code"}
+    r = api.put(f"{A}/z", json={**ECHO, "parameters": [{**exported["k"], "sealed": 7}]})
+    assert r.status_code == 400

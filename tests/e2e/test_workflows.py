@@ -231,6 +231,8 @@ def test_deploy_export_redeploy_undeploy(server, tmp_path: Path, unique):
     doc = yaml.safe_load(text)
     assert doc["project"]["name"] == unique
     assert (exported_dir / pkg / "hello.py").read_text() == ECHO
+    assert set(doc["project"]["packages"][pkg]["actions"]["hello"]["inputs"]) == {"apikey", "greeting"}
+    assert set(doc["project"]["packages"][pkg]["inputs"]) == {"region"}
 
     # Redeploy the export under another package name: the values come along, still unrevealed.
     copy_pkg = f"{unique}-c"
@@ -251,6 +253,12 @@ def test_deploy_export_redeploy_undeploy(server, tmp_path: Path, unique):
     assert cli(server, "rule", "get", f"{unique}-mr", check=False).returncode == 4
     cli(server, "undeploy", "-m", str(exported))
     assert cli(server, "package", "get", copy_pkg, check=False).returncode == 4
+
+    # Nothing in the namespace holds the values now: the export's transfer tokens bring them back.
+    assert "sealed" in text
+    cli(server, "deploy", "-m", str(exported), "--accept-risk", "test fixture")
+    assert result(server, f"{copy_pkg}/hello") == {"region": "eu", "apikey": "k-123", "greeting": "hi"}
+    cli(server, "undeploy", "-m", str(exported))
 
 
 def test_bad_manifests_are_refused_before_anything_is_written(server, tmp_path: Path, unique):

@@ -103,6 +103,13 @@ def test_a_published_package_never_gives_its_values_away(platform):
             assert r.status_code == 400, (path, r.text)
             assert "'k'" in r.json()["error"]
             _envelope(r)
+        # A transfer token of the owner's (what `export` writes) opens nothing in another namespace.
+        token_param = owner.get("/namespaces/_/actions/private?sealed=true").json()["parameters"][0]
+        assert SECRET not in str(token_param)
+        r = m.put("/namespaces/_/actions/with-token", json={**ECHO, "parameters": [token_param]})
+        assert r.status_code == 400
+        _envelope(r)
+        assert m.get("/namespaces/guest/packages/vault?sealed=true").status_code == 403
         # Invoking through a binding runs the owner's action with the owner's value: that is what
         # publishing means; the value is never shown by any read.
         m.put("/namespaces/_/packages/mine", json={"binding": {"namespace": "guest", "name": "vault"}})

@@ -3,7 +3,8 @@
 Deploy writes what a wskdeploy manifest describes (creating or updating, in dependency order) and
 shows the deploy gate's findings for every code action; undeploy deletes it in reverse order;
 export writes a manifest (and the code files next to it) that deploys back losslessly: sealed
-parameters travel as fingerprints, which the platform resolves to the values it holds.
+parameters travel as fingerprints with transfer tokens, which only the platform can open, only
+back into the same namespace.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = ["register"]
 _SYSTEM_ANNOTATIONS = frozenset({"exec", MANAGED_ANNOTATION, "binding"})
 _EXTENSION = {"python": ".py", "nodejs": ".js"}
 _PAGE = 200
+_ABSENT = object()
 
 
 def _entity_path(namespace: str, step: Step) -> str:
@@ -130,6 +132,8 @@ def _inputs(parameters: Any) -> dict[str, Json]:
         key, value = item.get("key"), item.get("value")
         if item.get("encryption"):
             out[key] = {"value": value, "encryption": item["encryption"]}
+            if item.get("sealed"):
+                out[key]["sealed"] = item["sealed"]
         elif isinstance(value, dict):
             out[key] = {"type": "json", "value": value}
         else:
@@ -160,6 +164,7 @@ def _export(ctx: Context, args: argparse.Namespace) -> int:
         return packages.setdefault(name, {})
 
     skipped: list[str] = []
+    package_inputs: dict[str, dict[str, Json]] = {}
     for pkg in _list_all(ctx, namespace, "packages"):
         if not _managed_by(pkg, args.project):
             continue
@@ -167,9 +172,12 @@ def _export(ctx: Context, args: argparse.Namespace) -> int:
         if pkg.get("binding"):
             skipped.append(f"binding {name}")
             continue
-        full = ctx.client.get(f"namespaces/{segment(namespace)}/packages/{segment(name)}").data or {}
+        full = (
+            ctx.client.get(f"namespaces/{segment(namespace)}/packages/{segment(name)}", {"sealed": "true"}).data or {}
+        )
         spec = package(name)
         spec["public"] = bool(full.get("publish"))
+        package_inputs[name] = {p.get("key"): p.get("value") for p in full.get("parameters") or []}
         if full.get("parameters"):
             spec["inputs"] = _inputs(full.get("parameters"))
         annotations = _annotations(full.get("annotations"))
@@ -183,7 +191,7 @@ def _export(ctx: Context, args: argparse.Namespace) -> int:
         name = str(summary.get("name"))
         key = name if pkg_name == DEFAULT_PACKAGE else f"{pkg_name}/{name}"
         path = f"namespaces/{segment(namespace)}/actions/" + "/".join(segment(p) for p in key.split("/"))
-        action = ctx.client.get(path, {"code": "true"}).data or {}
+        action = ctx.client.get(path, {"code": "true", "sealed": "true"}).data or {}
         exec_ = action.get("exec") or {}
         annotations = _annotations(action.get("annotations"))
         if exec_.get("kind") == "sequence":
@@ -207,8 +215,11 @@ def _export(ctx: Context, args: argparse.Namespace) -> int:
         entry = {"function": str(relative), "runtime": kind}
         if exec_.get("main"):
             entry["main"] = exec_["main"]
-        if action.get("parameters"):
-            entry["inputs"] = _inputs(action.get("parameters"))
+        # A packaged action reads back with its package's parameters merged in: keep only its own.
+        inherited = package_inputs.get(pkg_name, {})
+        own = [p for p in action.get("parameters") or [] if inherited.get(p.get("key"), _ABSENT) != p.get("value")]
+        if own:
+            entry["inputs"] = _inputs(own)
         if annotations:
             entry["annotations"] = annotations
         limits = action.get("limits") or {}
@@ -223,7 +234,9 @@ def _export(ctx: Context, args: argparse.Namespace) -> int:
         if not _managed_by(summary, args.project):
             continue
         name = str(summary.get("name"))
-        trigger = ctx.client.get(f"namespaces/{segment(namespace)}/triggers/{segment(name)}").data or {}
+        trigger = (
+            ctx.client.get(f"namespaces/{segment(namespace)}/triggers/{segment(name)}", {"sealed": "true"}).data or {}
+        )
         entry = {}
         if trigger.get("parameters"):
             entry["inputs"] = _inputs(trigger.get("parameters"))

@@ -5,9 +5,10 @@ The format is wskdeploy's: ``project`` (``name``, ``packages``) or top-level ``p
 ``rules``, ``apis``; the package ``default`` stands for the namespace itself. Only
 ``yaml.safe_load`` ever reads a manifest.
 
-Sealed parameter values are written as their fingerprint with ``encryption`` (never the value);
-deployed back, the platform keeps the stored value (it matches the fingerprint within the
-namespace) without revealing it.
+Sealed parameter values are written as their fingerprint with ``encryption`` and a transfer token
+(``sealed``: a ciphertext only the platform can open, only into the same namespace), never the
+value; deployed back, the platform keeps the stored value (the fingerprint matches one held in
+the namespace) or opens the token, without revealing it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ DEFAULT_PACKAGE: Final = "default"
 MANAGED_ANNOTATION: Final = "whisk-managed"
 _KIND_BY_SUFFIX: Final = {".py": "python:3", ".js": "nodejs:default"}
 _BINARY_SUFFIXES: Final = frozenset({".zip", ".jar"})
-_TYPED_INPUT_KEYS: Final = frozenset({"type", "value", "default", "description", "required", "encryption"})
+_TYPED_INPUT_KEYS: Final = frozenset({"type", "value", "default", "description", "required", "encryption", "sealed"})
 _LIMIT_NAMES: Final = {
     "timeout": "timeout",
     "memorySize": "memory",
@@ -105,7 +106,10 @@ def input_entries(raw: Any, what: str) -> list[Json]:
             and ("value" in value or "type" in value or "default" in value)
         ):
             if value.get("encryption"):
-                out.append({"key": key, "value": value.get("value"), "encryption": value["encryption"]})
+                entry: dict[str, Json] = {"key": key, "value": value.get("value"), "encryption": value["encryption"]}
+                if value.get("sealed"):
+                    entry["sealed"] = value["sealed"]
+                out.append(entry)
                 continue
             value = value.get("value", value.get("default"))
         out.append({"key": key, "value": value})

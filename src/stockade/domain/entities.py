@@ -72,6 +72,7 @@ class Sealed:
 
 
 FINGERPRINT_PREFIX = "hmac-sha256:"
+_MAX_TRANSFER_CHARS = 4 * 1024 * 1024
 
 
 @final
@@ -84,6 +85,8 @@ class FingerprintRef:
     """
 
     fingerprint: str
+    # An export's transfer token for the value (``ParameterVault.transfer_token``), if one came along.
+    transfer: str | None = None
 
 
 def kv_from_json(raw: Any, what: str, *, sealed_refs: bool = False) -> KeyValues:
@@ -113,7 +116,12 @@ def kv_from_json(raw: Any, what: str, *, sealed_refs: bool = False) -> KeyValues
                     f"The request content was malformed:\nthe parameter '{key}' has 'encryption' but its value "
                     "is not a fingerprint"
                 )
-            value = FingerprintRef(value)
+            transfer = item.get("sealed")
+            if transfer is not None and (not isinstance(transfer, str) or len(transfer) > _MAX_TRANSFER_CHARS):
+                raise BadRequestError(
+                    f"The request content was malformed:\n'sealed' of the parameter '{key}' must be a transfer token"
+                )
+            value = FingerprintRef(value, transfer)
         seen.pop(key, None)
         seen[key] = KeyValue(key, value, init)
     return tuple(seen.values())

@@ -8,7 +8,10 @@ key. Plaintext data keys are cached in memory; the active key id expires from th
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
+import json
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -37,6 +40,8 @@ from stockade.store.keymaterial import DataKeyRecord
 __all__ = ["ParameterVault"]
 
 log = structlog.get_logger("stockade.vault")
+_TRANSFER = "transfer"
+_NOT_OPENED: Any = object()
 
 
 class ParameterVault:
@@ -216,6 +221,11 @@ class ParameterVault:
                 out.append(kv)
                 continue
             sealed = found.get(kv.value.fingerprint)
+            if sealed is None and kv.value.transfer is not None:
+                opened = await self._open_transfer(namespace, kv.value)
+                if opened is not _NOT_OPENED:
+                    out.append(KeyValue(kv.key, opened, kv.init))
+                    continue
             if sealed is None:
                 raise BadRequestError(
                     f"The parameter '{kv.key}' was sent as the fingerprint {kv.value.fingerprint}, which matches "
@@ -226,6 +236,29 @@ class ParameterVault:
             else:
                 out.append(KeyValue(kv.key, await self.open(sealed), kv.init))
         return tuple(out)
+
+    async def transfer_token(self, namespace: str, value: Sealed) -> str:
+        """An opaque token carrying ``value`` out of the platform and back into ``namespace`` only.
+
+        The value is re-sealed under the namespace's active data key, bound to the "transfer"
+        collection and to the fingerprint shown beside it: only this platform can open it, only
+        into this namespace, and only for that fingerprint. Exports carry it so that a manifest
+        redeploys its values even after the entities it came from were deleted.
+        """
+        plaintext = await self.open(value)
+        key = await self.active_key(namespace)
+        box = seal_value(key, ValueContext(namespace, _TRANSFER, "", value.fingerprint), plaintext)
+        return base64.urlsafe_b64encode(json.dumps(box.to_json(), separators=(",", ":")).encode()).decode()
+
+    async def _open_transfer(self, namespace: str, ref: FingerprintRef) -> JSON:
+        """The value a transfer token carries, or ``_NOT_OPENED`` (forged, foreign, or its key retired)."""
+        try:
+            doc = json.loads(base64.urlsafe_b64decode((ref.transfer or "").encode()))
+            box = SealedBox.from_json(doc)
+            key = await self.data_key(namespace, box.key_id)
+            return open_value(key, ValueContext(namespace, _TRANSFER, "", ref.fingerprint), box)
+        except (CryptoError, ValueError, TypeError, binascii.Error):
+            return _NOT_OPENED
 
     async def open(self, value: JSON) -> JSON:
         """The plaintext of a sealed value (other values as they are)."""
