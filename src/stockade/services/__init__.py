@@ -220,5 +220,5 @@ def build_services(
         monitoring=monitoring,
         apis=ApiService(store, access, clock, base_url=settings.api.base_url, max_body_bytes=limits.max_payload_bytes),
         limits=limit_overrides,
-        system=SystemCatalog(store, catalog, packages, actions, clock),
+        system=SystemCatalog(store, catalog, packages, actions, clock, audit),
     )

@@ -21,6 +21,7 @@ import structlog
 from stockade.domain import JSON, Clock, EntityPath, Identity, Namespace
 from stockade.errors import ConflictError
 from stockade.services.actions import ActionService
+from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.catalog import Catalog
 from stockade.services.packages import PackageService
 from stockade.store import RoleBinding
@@ -84,8 +85,15 @@ class SystemCatalog:
     """Creates ``whisk.system`` and writes its catalog where it is missing or out of date."""
 
     def __init__(
-        self, store: SystemStore, catalog: Catalog, packages: PackageService, actions: ActionService, clock: Clock
+        self,
+        store: SystemStore,
+        catalog: Catalog,
+        packages: PackageService,
+        actions: ActionService,
+        clock: Clock,
+        audit: AuditLog | None = None,
     ) -> None:
+        self._audit = audit
         self._store = store
         self._catalog = catalog
         self._packages = packages
@@ -132,6 +140,17 @@ class SystemCatalog:
             written.append(key)
         if written:
             _log.info("system.catalog_installed", namespace=SYSTEM_NAMESPACE, written=written)
+            if self._audit is not None:
+                self._audit.record(
+                    AuditEvent(
+                        namespace=SYSTEM_NAMESPACE,
+                        actor=SYSTEM_SUBJECT,
+                        action="system.catalog_installed",
+                        resource=f"/{SYSTEM_NAMESPACE}",
+                        outcome="ok",
+                        details={"written": list(written)},
+                    )
+                )
         return written
 
     @staticmethod
