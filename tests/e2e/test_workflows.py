@@ -70,8 +70,26 @@ def test_every_action_update_flag_keeps_parameters(server, tmp_path: Path, uniqu
     code.write_text("def main(args):\n    return {'v': 2, **args}\n")
     cli(server, "action", "update", name, str(code))  # new code, parameters kept
     assert result(server, name) == {"v": 2, "token": "s3cret", "n": 1}
+    versioned = f"python:{sys.version_info.major}.{sys.version_info.minor}"
+    code.write_text("def handler(args):\n    return {'v': 3, **args}\n")
+    cli(server, "action", "update", name, str(code), "--kind", versioned, "--main", "handler")
+    assert get(server, "action", name)["exec"]["kind"] == versioned
+    assert result(server, name) == {"v": 3, "token": "s3cret", "n": 1}
+    secret = subprocess.run(
+        [*STOCKADE, "secret", "set", f"{unique}-pw"],
+        input="hunter2",
+        env={**os.environ, "WSK_CONFIG_FILE": str(server.wskprops)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert secret.returncode == 0, secret.stderr
+    cli(server, "action", "update", name, "--secret", f"PW={unique}-pw")
+    cli(server, "action", "update", name, "--web", "raw")
+    assert annotations(get(server, "action", name))["raw-http"] is True
+    assert result(server, name) == {"v": 3, "token": "s3cret", "n": 1}
     cli(server, "action", "update", name, "-p", "n", "2")  # -p replaces the parameters, as in wsk
-    assert result(server, name) == {"v": 2, "n": 2}
+    assert result(server, name) == {"v": 3, "n": 2}
 
 
 def test_package_and_trigger_updates_keep_parameters(server, tmp_path: Path, unique):
