@@ -133,3 +133,22 @@ def test_rule_firing_a_catalog_action(sys_api):
         time.sleep(0.05)
     else:
         raise AssertionError(f"the rule did not run utils/echo: {listed}")
+
+
+def test_a_refused_catalog_action_does_not_stop_the_install(api, monkeypatch):
+    from stockade.errors import DeployBlockedError
+
+    services = api.client.app.state.services
+    original = services.actions.put
+
+    async def refuse_sort(identity, path, body, **kw):
+        if path.name == "sort":
+            raise DeployBlockedError("blocked for the test")
+        return await original(identity, path, body, **kw)
+
+    monkeypatch.setattr(services.actions, "put", refuse_sort)
+    written = api.client.portal.call(services.system.install)
+    assert "utils/echo" in written
+    assert "utils/sort" not in written
+    monkeypatch.setattr(services.actions, "put", original)
+    assert api.client.portal.call(services.system.install) == ["utils/sort"]

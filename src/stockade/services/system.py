@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol, final
 import structlog
 
 from stockade.domain import JSON, Clock, EntityPath, Identity, Namespace
-from stockade.errors import ConflictError
+from stockade.errors import ConflictError, PlatformError
 from stockade.services.actions import ActionService
 from stockade.services.audit import AuditEvent, AuditLog
 from stockade.services.catalog import Catalog
@@ -123,7 +123,11 @@ class SystemCatalog:
             entity = await self._catalog.get(SYSTEM_NAMESPACE, package, "packages")
             if entity is None or not entity.doc.get("publish") or entity.doc.get("annotations") != _kv(annotations):
                 body = {"publish": True, "annotations": _kv(annotations)}
-                await self._packages.put(self.identity, self._path(package), body, overwrite=True)
+                try:
+                    await self._packages.put(self.identity, self._path(package), body, overwrite=True)
+                except PlatformError as exc:  # e.g. another process writing it at the same moment
+                    _log.warning("system.catalog_package_refused", package=package, reason=exc.message)
+                    continue
                 written.append(package)
         for action in actions:
             key = f"{action.package}/{action.name}"
@@ -136,7 +140,12 @@ class SystemCatalog:
                 "annotations": _kv(action.annotations),
                 "publish": True,
             }
-            await self._actions.put(self.identity, self._path(action.package, action.name), body, overwrite=True)
+            try:
+                await self._actions.put(self.identity, self._path(action.package, action.name), body, overwrite=True)
+            except PlatformError as exc:
+                # One catalog action refused (e.g. a stricter scan policy) must not stop the platform.
+                _log.warning("system.catalog_action_refused", action=key, reason=exc.message)
+                continue
             written.append(key)
         if written:
             _log.info("system.catalog_installed", namespace=SYSTEM_NAMESPACE, written=written)
