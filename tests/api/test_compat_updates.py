@@ -127,6 +127,7 @@ def test_encoded_slash_in_namespace_names_a_package(api):
     assert api.get("/api/v1/namespaces/guest%2Fpkg/actions/a").json()["name"] == "a"
     assert _invoke(api, "/api/v1/namespaces/guest%2Fpkg/actions/a") == {"p": 1}
     assert _invoke(api, "/api/v1/namespaces/_%2Fpkg/actions/a") == {"p": 1}
+    assert [a["name"] for a in api.get("/api/v1/namespaces/guest%2Fpkg/actions").json()] == ["a"]
     assert api.delete("/api/v1/namespaces/guest%2Fpkg/actions/a").status_code == 200
     assert api.get(f"{A}/pkg/a").status_code == 404
 
