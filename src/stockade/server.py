@@ -185,6 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     invoker = Invoker.from_settings(settings, backend, tracer=tracer, egress=egress)
     wskprops_path = args.wskprops or settings.data_dir / "wskprops"
 
+    async def install_catalog(services: Services) -> None:
+        # The system namespace and its catalog: created on first start, updated when Stockade's changed.
+        written = await services.system.install()
+        if written:
+            print(f"stockade: system catalog /whisk.system: wrote {', '.join(written)}", file=sys.stderr)
+
     async def bootstrap(services: Services) -> None:
         result = await services.namespaces.bootstrap(settings.default_namespace)
         if result.key is None:
@@ -235,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store=default_store(settings),
         runner=InvokerRunner(invoker),
         clock=SystemClock(),
-        on_open=[bootstrap, advisories_status, wire_egress_events],
+        on_open=[bootstrap, install_catalog, advisories_status, wire_egress_events],
         on_close=[close_invoker],
         tracer=tracer,
         # The web console (same origin as the API) and the API gateway, next to the API's routes.

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import sys
 import zipfile
 
 PY = "def main(args):\n    return {'greeting': 'hello ' + args.get('name', 'world')}\n"
@@ -19,7 +20,10 @@ def test_info_endpoints_need_no_auth(api):
     body = root.json()
     assert body["api_paths"] == ["/api/v1"]
     assert body["limits"]["max_action_memory"] == 512 * 1024 * 1024
-    assert {r["kind"] for r in body["runtimes"]["python"]} == {"python:3"}
+    assert {r["kind"] for r in body["runtimes"]["python"]} == {
+        "python:3",
+        f"python:{sys.version_info.major}.{sys.version_info.minor}",
+    }
     v1 = api.client.get("/api/v1").json()
     assert v1["api_version_path"] == "v1"
     assert "swagger_paths" in v1

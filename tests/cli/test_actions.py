@@ -133,7 +133,7 @@ def test_sequence_and_file_together_are_refused(cli, api, hello_py):
 def test_create_without_code_is_refused(cli, api):
     result = cli("action", "create", "hello")
     assert result.code == 2
-    assert "needs FILE or --sequence" in result.err
+    assert "needs FILE, --sequence or --copy" in result.err
 
 
 def test_update_without_file_sends_only_what_changed(cli, api):

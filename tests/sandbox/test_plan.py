@@ -19,7 +19,7 @@ PATHS = HostPaths(
 )
 
 
-def _plan(tmp_path: Path, **spec: object) -> SandboxPlan:
+def _plan(tmp_path: Path, *, memory_cgroup: bool = False, **spec: object) -> SandboxPlan:
     family = spec.pop("family", "python")
     return build_plan(
         SandboxSpec(family=family, code_dir=tmp_path, **spec),  # type: ignore[arg-type]
@@ -27,6 +27,7 @@ def _plan(tmp_path: Path, **spec: object) -> SandboxPlan:
         mode="root",
         landlock_abi=7,
         paths=PATHS,
+        memory_cgroup=memory_cgroup,
     )
 
 
@@ -61,6 +62,16 @@ def test_rlimits_follow_the_spec(tmp_path: Path) -> None:
     assert limits["RLIMIT_NPROC"] == (20, 20)
     assert limits["RLIMIT_CPU"] == (60, 65)
     assert (128 << 20) < limits["RLIMIT_AS"][0] <= (512 << 20)
+
+
+def test_a_memory_cgroup_replaces_the_address_space_limit(tmp_path: Path) -> None:
+    """With a memory cgroup bounding the sandbox, Python gets no RLIMIT_AS (threads reserve address
+    space they never use: ThreadPoolExecutor(16) failed under it); everything else stays."""
+    limits = describe(_plan(tmp_path, memory_mb=256, memory_cgroup=True))
+    assert "RLIMIT_AS" not in limits
+    assert limits["RLIMIT_NPROC"]
+    assert limits["RLIMIT_NOFILE"]
+    assert limits["RLIMIT_CPU"]
 
 
 def test_cpu_backstop_defaults_to_ten_timeouts(tmp_path: Path) -> None:

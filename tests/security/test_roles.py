@@ -153,3 +153,26 @@ def test_access_service_identity_kinds():
     assert not _scope_matches("invoke:/ns/pkg/*", "/ns/other/a")
     assert not _scope_matches("invoke:/ns/a", "")
     assert Identity("s", "ns", "", kind="owner").scope is None
+
+
+def test_only_writers_get_transfer_tokens(keyed):
+    """``?sealed=true`` (what export uses) needs WRITE; readers keep seeing fingerprints only."""
+    keyed.put(f"{NS}/actions/tok", json={**CODE, "parameters": [{"key": "k", "value": "v"}]})
+    keyed.put(f"{NS}/packages/tokp", json={"parameters": [{"key": "k", "value": "v"}]})
+    keyed.put(f"{NS}/triggers/tokt", json={"parameters": [{"key": "k", "value": "v"}]})
+    for role in ("viewer", "invoker", "auditor"):
+        h = basic(keyed.role_keys[role])
+        for path in (
+            f"{NS}/actions/tok?code=false&sealed=true",
+            f"{NS}/packages/tokp?sealed=true",
+            f"{NS}/triggers/tokt?sealed=true",
+        ):
+            r = keyed.client.get(path, headers=h)
+            assert r.status_code == 403, (role, path, r.status_code)
+            assert "sealed" not in r.text
+    h = basic(keyed.role_keys["deployer"])
+    r = keyed.client.get(f"{NS}/triggers/tokt?sealed=true", headers=h)
+    assert r.status_code == 200
+    assert r.json()["parameters"][0]["sealed"]
+    owner = keyed.get(f"{NS}/actions/tok?sealed=true").json()["parameters"][0]
+    assert owner["sealed"]

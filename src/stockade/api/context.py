@@ -41,6 +41,7 @@ from stockade.services import (
     Services,
     SignedParts,
     Throttle,
+    TransferTokens,
     TriggerService,
 )
 from stockade.signing import SCHEME as SIGNING_SCHEME
@@ -57,6 +58,7 @@ __all__ = [
     "paging",
     "query_bool",
     "query_int",
+    "query_str",
     "read_body",
     "read_json",
     "report_refusal",
@@ -130,6 +132,8 @@ class RouteServices(Protocol):
     def scans(self) -> DeployGate: ...
     @property
     def advisory_sync(self) -> AdvisorySyncer: ...
+    @property
+    def transfer(self) -> TransferTokens: ...
     @property
     def monitoring(self) -> Monitoring: ...
     @property
@@ -276,10 +280,20 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
     return body
 
 
+# What a JavaScript client sends for an option it left unset (OpenWhisk ignores it).
+_UNSET = ("", "undefined")
+
+
+def query_str(request: Request, name: str) -> str | None:
+    """A text query parameter; None when absent, empty or ``undefined``."""
+    raw = request.query_params.get(name)
+    return None if raw is None or raw in _UNSET else raw
+
+
 def query_bool(request: Request, name: str, default: bool = False) -> bool:
     """A boolean query parameter (``true``/``false``)."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw in _UNSET:
         return default
     lowered = raw.lower()
     if lowered in ("true", "yes", "1"):
@@ -292,7 +306,7 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
 def query_int(request: Request, name: str, default: int, *, detail: Callable[[str], str] | None = None) -> int:
     """An integer query parameter; errors wrap ``detail(raw)`` as OpenWhisk does."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw in _UNSET:
         return default
     try:
         return int(raw)

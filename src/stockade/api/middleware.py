@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from urllib.parse import quote, unquote
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -85,6 +86,32 @@ def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
     )
 
 
+_PACKAGED_NS = re.compile(rb"\A/api/v1/namespaces/([^/]*%2[Ff][^/]*)/actions(/[^/]*)?\Z")
+
+
+def packaged_namespace_path(scope: Scope) -> str | None:
+    """``/namespaces/ns%2Fpkg/actions[/a]`` (what clients send for packaged actions) as the
+    route it means, ``/namespaces/ns/actions/pkg[/a]`` (``/pkg/`` lists the package); None otherwise.
+
+    Only one encoded slash between two non-empty names is accepted; the names are then checked by
+    the route like any other (so nothing here widens what a caller may reach).
+    """
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes) or b"%" not in raw:
+        return None
+    match = _PACKAGED_NS.match(raw.split(b"?", 1)[0])
+    if match is None:
+        return None
+    parts = unquote(match.group(1).decode("latin-1")).split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    namespace, package = parts
+    rest = unquote(match.group(2).decode("latin-1")) if match.group(2) else "/"
+    if "/" in rest[1:]:
+        return None
+    return f"/api/v1/namespaces/{namespace}/actions/{package}{rest}"
+
+
 class ApiMiddleware:
     """Adds X-Request-ID and CORS headers; answers OPTIONS on /api/v1 (not web) itself."""
 
@@ -97,6 +124,9 @@ class ApiMiddleware:
             return
         tid = transaction_id_for(scope)
         scope.setdefault("state", {})["transaction_id"] = tid
+        rewritten = packaged_namespace_path(scope)
+        if rewritten is not None:
+            scope = {**scope, "path": rewritten, "raw_path": quote(rewritten).encode()}
         path: str = scope["path"]
         # Web actions and the API gateway (/api/gw/) answer CORS and OPTIONS themselves.
         is_web = path.startswith(("/api/v1/web/", "/api/gw/"))

@@ -85,17 +85,56 @@ def _sequence_exec(components: str, ctx: Context) -> dict[str, Json]:
     return {"kind": "sequence", "components": [ctx.action_name(name).fqn for name in names]}
 
 
+def copy_body(ctx: Context, source: str) -> dict[str, Json]:
+    """The PUT body that copies action ``source``: its code, limits, annotations and parameters.
+
+    Parameter values come back from the API as fingerprints (with ``encryption``); sent back as
+    they are, the platform re-seals the stored values for the copy, so none is ever revealed here.
+    """
+    original = ctx.client.request("GET", ctx.action_name(source).path("actions"), params={"code": "true"}).data
+    if not isinstance(original, dict) or not isinstance(original.get("exec"), dict):
+        raise CliError(f"cannot copy {source}: the API returned no action", exit_code=7)
+    exec_ = {k: v for k, v in original["exec"].items() if k in ("kind", "code", "main", "components", "binary")}
+    body: dict[str, Json] = {"exec": exec_, "limits": original.get("limits") or {}}
+    if exec_.get("kind") != "sequence":
+        body["parameters"] = list(original.get("parameters") or [])
+    body["annotations"] = [a for a in original.get("annotations") or [] if a.get("key") != "exec"]
+    return body
+
+
+def _merged(base: Json, overlay: Json) -> list[Json]:
+    keys = {item["key"] for item in overlay}
+    return [item for item in base if item.get("key") not in keys] + list(overlay)
+
+
 def action_body(ctx: Context, args: argparse.Namespace, *, require_exec: bool) -> dict[str, Json]:
     """The PUT body for ``action create``/``update``; fields not given are left out."""
     if args.sequence and args.file:
         raise CliError("give either FILE or --sequence, not both", exit_code=2)
+    copy = getattr(args, "copy", None)
+    if copy is None:
+        return _own_body(ctx, args, require_exec=require_exec)
+    if args.sequence or args.file:
+        raise CliError("give FILE, --sequence or --copy, not more than one", exit_code=2)
+    copied = copy_body(ctx, copy)
+    own = _own_body(ctx, args, require_exec=False)
+    for field in ("parameters", "annotations"):
+        if field in own:
+            copied[field] = _merged(copied.get(field) or [], own[field])
+    if "limits" in own:
+        copied["limits"] = {**(copied.get("limits") or {}), **own["limits"]}
+    return copied
+
+
+def _own_body(ctx: Context, args: argparse.Namespace, *, require_exec: bool) -> dict[str, Json]:
+    """The body from FILE or --sequence and the options."""
     body: dict[str, Json] = {}
     if args.sequence:
         body["exec"] = _sequence_exec(args.sequence, ctx)
     elif args.file:
         body["exec"] = read_exec(args.file, args.kind, args.main)
     elif require_exec:
-        raise CliError("action create needs FILE or --sequence", exit_code=2)
+        raise CliError("action create needs FILE, --sequence or --copy", exit_code=2)
     elif args.kind or args.main:
         raise CliError("--kind and --main need FILE", exit_code=2)
     parameters = build_kvs(args.params, args.param_file)
@@ -275,6 +314,11 @@ def _code_options(parser: argparse.ArgumentParser, *, file_required: bool) -> No
     parser.add_argument("--kind", metavar="KIND", help="runtime kind, e.g. python:3 or nodejs:default")
     parser.add_argument("--main", metavar="NAME", help="entry function (default main)")
     parser.add_argument("--sequence", metavar="A,B,C", help="make a sequence of these actions instead of FILE")
+    parser.add_argument(
+        "--copy",
+        metavar="ACTION",
+        help="copy ACTION (code, limits, annotations, parameter values without revealing them) instead of FILE",
+    )
     add_param_options(parser)
     add_annotation_options(parser)
     parser.add_argument("-t", "--timeout", type=int, metavar="MS", help="time limit in milliseconds")

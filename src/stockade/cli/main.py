@@ -21,6 +21,7 @@ from stockade.cli import (
     advisories,
     alerts,
     apis,
+    deploy,
     events,
     namespaces,
     packages,
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         events,
         alerts,
         apis,
+        deploy,
     ):
         module.register(groups)
     # Registered for the help listing only: ``run`` forwards ``up`` before argparse sees it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
@@ -37,9 +38,14 @@ class Runtime:
     deprecated: bool = False
 
 
-# Invariant: exactly one default per family; `<family>:default` resolves to it.
+# The interpreter that runs the platform is the one that runs Python actions (the zygote forks it).
+PYTHON_VERSION_KIND = f"python:{sys.version_info.major}.{sys.version_info.minor}"
+
+# Invariant: exactly one default per family; `<family>:default` resolves to it. Versioned names are
+# the ones a user types for the installed runtimes (OpenWhisk's manifest lists e.g. python:3.11).
 RUNTIMES: dict[str, Runtime] = {
     "python:3": Runtime("python:3", "python", is_default=True),
+    PYTHON_VERSION_KIND: Runtime(PYTHON_VERSION_KIND, "python", is_default=False),
     "nodejs:20": Runtime("nodejs:20", "nodejs", is_default=True),
 }
 SEQUENCE_KIND = "sequence"

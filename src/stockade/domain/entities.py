@@ -13,10 +13,12 @@ __all__ = [
     "ENCRYPTION",
     "JSON",
     "EntityFields",
+    "FingerprintRef",
     "KeyValue",
     "KeyValues",
     "Sealed",
     "bump_version",
+    "fingerprint_refs",
     "has_sealed",
     "kv_from_json",
     "kv_size",
@@ -61,9 +63,38 @@ class Sealed:
         """The keyed fingerprint shown instead of the value."""
         return str(self.box.get("fp", ""))
 
+    @property
+    def size(self) -> int:
+        """Bytes of the JSON-encoded plaintext (ciphertext minus the 16-byte GCM tag), no decryption."""
+        text = str(self.box.get("ct", ""))
+        raw = len(text) * 3 // 4 - text[-2:].count("=")
+        return max(raw - 16, 0)
 
-def kv_from_json(raw: Any, what: str) -> KeyValues:
-    """Parse ``[{"key":..,"value":..}]``; duplicate keys keep the last value."""
+
+FINGERPRINT_PREFIX = "hmac-sha256:"
+_MAX_TRANSFER_CHARS = 4 * 1024 * 1024
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FingerprintRef:
+    """A parameter sent back as the fingerprint a read showed (``"encryption"`` set on the entry).
+
+    It stands for a sealed value the platform already holds; services replace it with that value
+    (re-sealed for its new place) or refuse the write, so it is never stored or run as a value.
+    """
+
+    fingerprint: str
+    # An export's transfer token for the value (``ParameterVault.transfer_token``), if one came along.
+    transfer: str | None = None
+
+
+def kv_from_json(raw: Any, what: str, *, sealed_refs: bool = False) -> KeyValues:
+    """Parse ``[{"key":..,"value":..}]``; duplicate keys keep the last value.
+
+    With ``sealed_refs`` (parameters of a PUT), an entry carrying ``"encryption"`` is the
+    fingerprint a read showed and becomes a :class:`FingerprintRef`.
+    """
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -78,8 +109,21 @@ def kv_from_json(raw: Any, what: str) -> KeyValues:
         if not isinstance(init, bool):
             raise BadRequestError(f"The request content was malformed:\n'init' in '{what}' must be a boolean")
         key = item["key"]
+        value = item.get("value")
+        if sealed_refs and item.get("encryption") is not None:
+            if not isinstance(value, str) or not value.startswith(FINGERPRINT_PREFIX):
+                raise BadRequestError(
+                    f"The request content was malformed:\nthe parameter '{key}' has 'encryption' but its value "
+                    "is not a fingerprint"
+                )
+            transfer = item.get("sealed")
+            if transfer is not None and (not isinstance(transfer, str) or len(transfer) > _MAX_TRANSFER_CHARS):
+                raise BadRequestError(
+                    f"The request content was malformed:\n'sealed' of the parameter '{key}' must be a transfer token"
+                )
+            value = FingerprintRef(value, transfer)
         seen.pop(key, None)
-        seen[key] = KeyValue(key, item.get("value"), init)
+        seen[key] = KeyValue(key, value, init)
     return tuple(seen.values())
 
 
@@ -96,6 +140,11 @@ def kv_to_json(values: Iterable[KeyValue]) -> list[dict[str, JSON]]:
             item["init"] = True
         out.append(item)
     return out
+
+
+def fingerprint_refs(values: Iterable[KeyValue]) -> list[str]:
+    """Keys whose value is a fingerprint sent back (to be resolved before a write)."""
+    return [kv.key for kv in values if isinstance(kv.value, FingerprintRef)]
 
 
 def has_sealed(values: Iterable[KeyValue]) -> bool:
@@ -137,8 +186,16 @@ def kv_without(values: Sequence[KeyValue], keys: Iterable[str]) -> KeyValues:
 
 
 def kv_size(values: Iterable[KeyValue]) -> int:
-    """Bytes of keys plus JSON-encoded values, as OpenWhisk measures parameter size."""
-    return sum(len(kv.key.encode()) + len(json.dumps(kv.value, separators=(",", ":")).encode()) for kv in values)
+    """Bytes of keys plus JSON-encoded values, as OpenWhisk measures parameter size (sealed: plaintext size)."""
+    return sum(len(kv.key.encode()) + _value_size(kv.value) for kv in values)
+
+
+def _value_size(value: JSON) -> int:
+    if isinstance(value, Sealed):
+        return value.size
+    if isinstance(value, FingerprintRef):
+        return len(value.fingerprint)
+    return len(json.dumps(value, separators=(",", ":")).encode())
 
 
 def check_kv_size(values: Sequence[KeyValue], what: str, limit: int) -> None:
@@ -167,7 +224,9 @@ def parse_entity_fields(payload: Mapping[str, Any]) -> EntityFields:
     return EntityFields(
         version=validate_version(payload["version"]) if payload.get("version") is not None else None,
         publish=publish,
-        parameters=kv_from_json(payload["parameters"], "parameters") if "parameters" in payload else None,
+        parameters=kv_from_json(payload["parameters"], "parameters", sealed_refs=True)
+        if "parameters" in payload
+        else None,
         annotations=kv_from_json(payload["annotations"], "annotations") if "annotations" in payload else None,
     )
 

@@ -33,6 +33,7 @@ from stockade.invoker.outcomes import (
     INIT_TIMEOUT,
     INTEGRITY_FAILED,
     INVALID_RESPONSE,
+    MEMORY_EXHAUSTED,
     RUN_EXITED,
     RUN_TIMEOUT,
     START_FAILED,
@@ -409,8 +410,9 @@ class Invoker:
             await self._abort(session, logs, notes)
             raise _Failed(developer_error(INIT_TIMEOUT.format(ms=timeout_ms)), timed_out=True) from None
         except ProtocolError:
+            exited = MEMORY_EXHAUSTED if self._memory_exhausted(session) else INIT_EXITED
             await self._abort(session, logs, notes)
-            raise _Failed(developer_error(INIT_EXITED)) from None
+            raise _Failed(developer_error(exited)) from None
         if not await session.collect_logs(logs, wait_s=LOG_WAIT_S):
             notes.append(LOG_COLLECTION_FAILED)
         if reply.get("ok") is not True:
@@ -461,8 +463,9 @@ class Invoker:
             await self._abort(session, logs, notes)
             raise _Failed(developer_error(RUN_TIMEOUT.format(ms=timeout_ms)), timed_out=True) from None
         except ProtocolError:
+            exited = MEMORY_EXHAUSTED if self._memory_exhausted(session) else RUN_EXITED
             await self._abort(session, logs, notes)
-            raise _Failed(developer_error(RUN_EXITED)) from None
+            raise _Failed(developer_error(exited)) from None
         session.runs += 1
         session.facts = reply.get("check")
         if not await session.collect_logs(logs, wait_s=LOG_WAIT_S):
@@ -507,6 +510,12 @@ class Invoker:
         return tuple(findings)
 
     # -- ending a sandbox ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _memory_exhausted(session: SandboxSession) -> bool:
+        """The runner died because the memory cgroup killed it (read before the sandbox is destroyed)."""
+        kills = session.process.oom_kills()
+        return kills is not None and kills > 0
 
     async def _abort(self, session: SandboxSession, logs: ActivationLogs, notes: list[str]) -> None:
         """Timeout or death: keep what the pipes hold, then kill."""

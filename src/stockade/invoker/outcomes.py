@@ -30,6 +30,7 @@ INIT_TIMEOUT: Final = "The action exceeded its time limits of {ms} milliseconds 
 RUN_TIMEOUT: Final = "The action exceeded its time limits of {ms} milliseconds."
 INIT_EXITED: Final = "The action did not initialize and exited unexpectedly."
 RUN_EXITED: Final = "The action did not produce a valid response and exited unexpectedly."
+MEMORY_EXHAUSTED: Final = "The action exhausted its memory and was aborted."
 INIT_FAILED: Final = "The action failed during initialization: {body}"
 INVALID_RESPONSE: Final = "The action did not produce a valid JSON or JSON Array response: {body}"
 TRUNCATED_RESPONSE: Final = (

@@ -67,6 +67,9 @@ class SandboxProcess(Protocol):
     def wipe_tmp(self) -> bool:
         """Empty the sandbox's private /tmp between runs; False when this mode has none."""
 
+    def oom_kills(self) -> int | None:
+        """How many processes the sandbox's memory limit killed so far, where this mode can tell (else None)."""
+
     async def kill(self) -> None:
         """Kill every process of the sandbox, reap, and release its resources. Idempotent."""
 

@@ -183,6 +183,14 @@ class SandboxCgroup:
         """Peak memory use of the group (one file read: cheap enough for every run)."""
         return int(_read(f"{self.dirs['memory']}/memory.max_usage_in_bytes"))
 
+    def oom_kills(self) -> int:
+        """Processes of the group the OOM killer ended (memory.oom_control's ``oom_kill``)."""
+        for line in _read(f"{self.dirs['memory']}/memory.oom_control").splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+        return 0
+
     def statistics(self) -> CgroupStatistics:
         """CPU time, memory peak, limit hits, OOM kills and current process count."""
         memory = self.dirs["memory"]

@@ -152,6 +152,10 @@ class InsecureProcess:
         """No private /tmp in this mode."""
         return False
 
+    def oom_kills(self) -> int | None:
+        """Unknown here: no memory cgroup (RLIMIT_AS makes Python raise MemoryError instead)."""
+        return None
+
     def stray_processes(self) -> list[int]:
         """Descendants of the runner. Blind to processes that double-forked away (a gap of this backend)."""
         if self._popen.returncode is not None:

@@ -343,6 +343,7 @@ class LinuxSandboxBackend:
                 mode=facts.mode,
                 landlock_abi=facts.landlock_abi,
                 paths=facts.paths,
+                memory_cgroup=reserved.group is not None,
             )
             pid, fds = await zygote.spawn(
                 plan.to_dict(),

@@ -202,6 +202,15 @@ class LinuxSandbox:
         except OSError:
             return None
 
+    def oom_kills(self) -> int | None:
+        """OOM kills counted by the sandbox's memory cgroup (root mode), else None."""
+        if self._group is None or self._released:
+            return None
+        try:
+            return self._group.oom_kills()
+        except (OSError, ValueError):
+            return None
+
     def wipe_tmp(self) -> bool:
         """Empty the sandbox's /tmp from the host (between runs, while the runner is idle).
 

@@ -38,8 +38,11 @@ EGRESS_SOCKET_PATH = "/run/stockade/egress.sock"
 # Invariant: the only uid (and gid) that exists inside a sandbox; 0 is never mapped.
 INNER_UID = 1000
 HOSTNAME = "sandbox"
-# Python gets RLIMIT_AS this far above its memory limit: a clean MemoryError for one huge allocation
-# instead of an OOM kill, while leaving room for the interpreter's mappings and thread stacks.
+# Without a memory cgroup (unprivileged mode), Python gets RLIMIT_AS this far above its memory limit:
+# a clean MemoryError for one huge allocation, with some room for the interpreter's mappings and
+# thread stacks. With a memory cgroup there is no RLIMIT_AS: address space is not memory (each
+# thread reserves an 8 MB stack and a 64 MB malloc arena it mostly never touches), so an ordinary
+# ThreadPoolExecutor(16) failed under it; the cgroup bounds what is really used.
 _PYTHON_AS_HEADROOM_MB = 256
 # Top-level names that merged-/usr hosts make symlinks into /usr.
 _USR_ALIASES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -152,7 +155,7 @@ def cpu_backstop_s(spec: SandboxSpec) -> int:
     return max(60, 10 * -(-spec.timeout_ms // 1000))
 
 
-def _rlimits(spec: SandboxSpec) -> tuple[tuple[str, int, int], ...]:
+def _rlimits(spec: SandboxSpec, *, memory_cgroup: bool) -> tuple[tuple[str, int, int], ...]:
     mib = 1 << 20
     cpu = cpu_backstop_s(spec)
     limits = [
@@ -164,7 +167,7 @@ def _rlimits(spec: SandboxSpec) -> tuple[tuple[str, int, int], ...]:
         # Counted per uid within the sandbox's user namespace: a per-sandbox process cap in both modes.
         ("RLIMIT_NPROC", spec.max_pids, spec.max_pids),
     ]
-    if spec.family == "python":
+    if spec.family == "python" and not memory_cgroup:
         address_space = (spec.memory_mb + _PYTHON_AS_HEADROOM_MB) * mib
         limits.append(("RLIMIT_AS", address_space, address_space))
     for name, _, _ in limits:
@@ -195,8 +198,13 @@ def build_plan(
     mode: Mode,
     landlock_abi: int,
     paths: HostPaths,
+    memory_cgroup: bool = False,
 ) -> SandboxPlan:
-    """Resolve ``spec`` for this host. Raises ValueError when the runtime cannot run here."""
+    """Resolve ``spec`` for this host. Raises ValueError when the runtime cannot run here.
+
+    ``memory_cgroup``: the sandbox runs in a memory cgroup that bounds it (root mode), so Python
+    gets no address-space limit.
+    """
     code_dir = os.path.realpath(spec.code_dir)
     if not os.path.isdir(code_dir):
         raise ValueError(f"code_dir {spec.code_dir} is not a directory")
@@ -232,7 +240,7 @@ def build_plan(
         tmp_size_mb=spec.tmp_size_mb,
         tmp_max_files=spec.tmp_max_files,
         has_egress=spec.egress_socket is not None,
-        rlimits=_rlimits(spec),
+        rlimits=_rlimits(spec, memory_cgroup=memory_cgroup),
         landlock_abi=landlock_abi,
         landlock_vars=variables,
         node_argv=node_argv,

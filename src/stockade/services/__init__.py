@@ -38,7 +38,9 @@ from stockade.services.rotation import KeyRotation, RotationReport
 from stockade.services.rules import RuleService
 from stockade.services.scans import DeployGate, GateAudit, ScanPolicy
 from stockade.services.secrets import SecretBackend, SecretService, StoreSecretBackend
+from stockade.services.system import SYSTEM_NAMESPACE, SystemCatalog
 from stockade.services.throttle import Throttle
+from stockade.services.transfer import TransferTokens
 from stockade.services.triggers import TriggerService
 from stockade.services.vault import ParameterVault
 from stockade.store import Store
@@ -46,6 +48,7 @@ from stockade.store import Store
 __all__ = [
     "MISSING_AUTH_MESSAGE",
     "SEALED_MESSAGE",
+    "SYSTEM_NAMESPACE",
     "AccessService",
     "ActionIntegrity",
     "ActionRunner",
@@ -84,7 +87,9 @@ __all__ = [
     "SecretService",
     "Services",
     "SignedParts",
+    "SystemCatalog",
     "Throttle",
+    "TransferTokens",
     "TriggerService",
     "bounds_from",
     "build_services",
@@ -124,6 +129,8 @@ class Services:
     limits: LimitOverrides
     console: ConsoleSessions
     posture: PostureService
+    system: SystemCatalog
+    transfer: TransferTokens
 
 
 def build_services(
@@ -227,6 +234,7 @@ def build_services(
         return len(await gate.rescan(advisories))
 
     advisory_sync = AdvisorySyncer(store, clock, settings.scan, rescan_changed)
+    packages = PackageService(catalog, limits, clock.now_ms, vault)
     return Services(
         settings=settings,
         advisory_sync=advisory_sync,
@@ -235,7 +243,7 @@ def build_services(
         auth=auth,
         catalog=catalog,
         actions=actions,
-        packages=PackageService(catalog, limits, clock.now_ms, vault),
+        packages=packages,
         triggers=TriggerService(catalog, invoke, recorder, throttle, limits, clock, vault),
         rules=RuleService(catalog, clock.now_ms),
         invoke=invoke,
@@ -256,4 +264,6 @@ def build_services(
         limits=limit_overrides,
         console=ConsoleSessions(store, auth, audit, clock, ttl_s=settings.console.session_ttl_s),
         posture=PostureService(access, actions, gate, monitoring.alerts, monitoring.events, clock.now_ms),
+        transfer=TransferTokens(access, vault),
+        system=SystemCatalog(store, catalog, packages, actions, clock, audit),
     )

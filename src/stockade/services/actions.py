@@ -20,6 +20,7 @@ from stockade.domain import (
     as_mapping,
     bump_version,
     check_kv_size,
+    fingerprint_refs,
     kv_get,
     kv_merge,
     kv_set,
@@ -215,6 +216,10 @@ class ActionService:
         if action.exec.is_sequence:
             # Sequences carry their components as the system parameter `_actions`.
             action = replace(action, parameters=(KeyValue("_actions", list(action.exec.components)),))
+        elif fingerprint_refs(action.parameters):
+            sources = self._catalog.sealed_sources(path.namespace, current.parameters if current else ())
+            adopted = await self._vault.adopt(path.namespace, "actions", path.key, action.parameters, sources)
+            action = replace(action, parameters=adopted)
         action = replace(
             action,
             annotations=kv_set(action.annotations, "exec", action.exec.kind),

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import final
 
-from stockade.domain import Action, Clock, EntityPath, Identity, Package, Rule, Trigger
+from stockade.domain import Action, Clock, EntityPath, Identity, KeyValue, KeyValues, Package, Rule, Trigger
 from stockade.errors import ConflictError, NotFoundError
 from stockade.security.authz import Permission
 from stockade.services.access import AccessService, forbidden
 from stockade.services.integrity import ActionIntegrity
-from stockade.services.records import action_from_doc, package_from_doc, rule_from_doc, trigger_from_doc
+from stockade.services.records import (
+    action_from_doc,
+    package_from_doc,
+    params_from_doc,
+    rule_from_doc,
+    trigger_from_doc,
+)
 from stockade.store import Collection, Store, StoredEntity
 
 __all__ = ["WRONG_COLLECTION", "Catalog", "ResolvedAction", "forbidden"]
@@ -73,6 +80,24 @@ class Catalog:
         if entity is None:
             raise NotFoundError()
         return entity
+
+    async def sealed_sources(self, namespace: str, first: KeyValues = ()) -> AsyncIterator[KeyValue]:
+        """Where a fingerprint sent back may come from: ``first`` (the entity being updated), then
+        every parameter of the namespace's actions, packages and triggers (read lazily, by pages)."""
+        for kv in first:
+            yield kv
+        page_size = 500
+        collections: tuple[Collection, ...] = ("actions", "packages", "triggers")
+        for collection in collections:
+            skip = 0
+            while True:
+                page = await self.store.list_entities(namespace, collection, package=None, skip=skip, limit=page_size)
+                for entity in page:
+                    for kv in params_from_doc(entity.doc.get("parameters"), namespace, collection, entity.name):
+                        yield kv
+                if len(page) < page_size:
+                    break
+                skip += page_size
 
     async def action_from(self, entity: StoredEntity, *, verify: bool = True) -> Action:
         """Decode a stored action, loading its code; verified against its integrity stamp

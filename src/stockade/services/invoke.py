@@ -418,7 +418,8 @@ class InvokeService:
         logs: list[str] = []
         duration_ms = 0
         max_memory = 0
-        value: dict[str, JSON] = params
+        # `_actions` is the sequence's own system parameter, not input for its first component.
+        value: dict[str, JSON] = {k: v for k, v in params.items() if k != "_actions" or k in request.params}
         response = ActivationResponse(ActivationStatus.SUCCESS, {})
         for fqn in action.exec.components:
             try:

@@ -15,6 +15,7 @@ from stockade.domain import (
     as_mapping,
     bump_version,
     check_kv_size,
+    fingerprint_refs,
     kv_from_json,
     kv_get,
     kv_merge,
@@ -114,6 +115,10 @@ class PackageService:
         if package.binding is not None:
             package = replace(package, annotations=kv_set(package.annotations, "binding", package.binding.to_json()))
         package = replace(package, updated=self._now_ms())
+        if fingerprint_refs(package.parameters):
+            sources = self._catalog.sealed_sources(path.namespace, current.parameters if current else ())
+            adopted = await self._vault.adopt(path.namespace, "packages", path.name, package.parameters, sources)
+            package = replace(package, parameters=adopted)
         check_kv_size(package.parameters, "parameters", self._limits.max_parameters_bytes)
         check_kv_size(package.annotations, "annotations", self._limits.max_parameters_bytes)
         package = replace(

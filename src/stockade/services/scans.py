@@ -22,7 +22,7 @@ from typing import Any, Protocol, final
 import structlog
 
 from stockade.config import ScanSettings
-from stockade.domain import JSON, Action, Clock, EntityPath, Identity, kv_to_dict, validate_namespace
+from stockade.domain import JSON, Action, Clock, EntityPath, Identity, Sealed, kv_to_dict, validate_namespace
 from stockade.errors import BadRequestError, DeployBlockedError, ForbiddenError, NotFoundError, PayloadTooLargeError
 from stockade.security.authz import Permission
 from stockade.security.scanner import (
@@ -419,7 +419,8 @@ class DeployGate:
             code=action.exec.code,
             binary=action.exec.binary,
             family=action.exec.family,
-            parameters=kv_to_dict(action.parameters),
+            # Values sealed earlier were scanned when they were written; only new plaintext is scanned.
+            parameters={kv.key: kv.value for kv in action.parameters if not isinstance(kv.value, Sealed)},
             annotations=kv_to_dict(action.annotations),
             target=action.path.fqn,
         )

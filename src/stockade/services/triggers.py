@@ -20,6 +20,7 @@ from stockade.domain import (
     as_mapping,
     bump_version,
     check_kv_size,
+    fingerprint_refs,
     kv_get,
     kv_to_dict,
     new_activation_id,
@@ -103,6 +104,10 @@ class TriggerService:
                 annotations=current.annotations if annotations is None else annotations,
             )
         trigger = replace(trigger, updated=self._clock.now_ms())
+        if fingerprint_refs(trigger.parameters):
+            sources = self._catalog.sealed_sources(path.namespace, current.parameters if current else ())
+            adopted = await self._vault.adopt(path.namespace, "triggers", path.name, trigger.parameters, sources)
+            trigger = replace(trigger, parameters=adopted)
         check_kv_size(trigger.parameters, "parameters", self._limits.max_parameters_bytes)
         check_kv_size(trigger.annotations, "annotations", self._limits.max_parameters_bytes)
         trigger = replace(

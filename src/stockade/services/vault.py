@@ -8,12 +8,17 @@ key. Plaintext data keys are cached in memory; the active key id expires from th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
 
-from stockade.domain import JSON, Clock, KeyValue, KeyValues, Sealed
+from stockade.domain import JSON, Clock, FingerprintRef, KeyValue, KeyValues, Sealed
+from stockade.errors import BadRequestError
 from stockade.observability.events import EventSink, EventType, NullEventSink, SecurityEvent, Severity
 from stockade.security import (
     CryptoError,
@@ -35,6 +40,8 @@ from stockade.store.keymaterial import DataKeyRecord
 __all__ = ["ParameterVault"]
 
 log = structlog.get_logger("stockade.vault")
+_TRANSFER = "transfer"
+_NOT_OPENED: Any = object()
 
 
 class ParameterVault:
@@ -170,6 +177,88 @@ class ParameterVault:
             box = seal_value(key, ValueContext(*context), kv.value)
             out.append(KeyValue(kv.key, Sealed(box.to_json(), context), kv.init))
         return tuple(out)
+
+    async def adopt(
+        self,
+        namespace: str,
+        collection: str,
+        entity: str,
+        values: KeyValues,
+        sources: Iterable[KeyValue] | AsyncIterable[KeyValue],
+    ) -> KeyValues:
+        """Replace each fingerprint sent back (:class:`FingerprintRef`) by the value it stands for.
+
+        A fingerprint is looked up among ``sources`` (sealed values the caller may overwrite) of
+        this ``namespace`` only: a fingerprint shown by another namespace's published package never
+        opens its value here. A value already sealed at this very place is kept as it is; one found
+        elsewhere is opened here and re-sealed for its new place by ``seal``, so the caller never
+        sees it. Unmatched fingerprints are a 400 naming the parameter.
+        """
+        wanted = {kv.value.fingerprint for kv in values if isinstance(kv.value, FingerprintRef)}
+        if not wanted:
+            return values
+        found: dict[str, Sealed] = {}
+
+        def consider(kv: KeyValue) -> None:
+            value = kv.value
+            if not isinstance(value, Sealed) or value.context[0] != namespace:
+                return
+            for fingerprint in wanted:
+                if fingerprint not in found and hmac.compare_digest(value.fingerprint, fingerprint):
+                    found[fingerprint] = value
+
+        if isinstance(sources, AsyncIterable):
+            async for kv in sources:
+                consider(kv)
+                if len(found) == len(wanted):
+                    break
+        else:
+            for kv in sources:
+                consider(kv)
+        out: list[KeyValue] = []
+        for kv in values:
+            if not isinstance(kv.value, FingerprintRef):
+                out.append(kv)
+                continue
+            sealed = found.get(kv.value.fingerprint)
+            if sealed is None and kv.value.transfer is not None:
+                opened = await self._open_transfer(namespace, kv.value)
+                if opened is not _NOT_OPENED:
+                    out.append(KeyValue(kv.key, opened, kv.init))
+                    continue
+            if sealed is None:
+                raise BadRequestError(
+                    f"The parameter '{kv.key}' was sent as the fingerprint {kv.value.fingerprint}, which matches "
+                    "no value stored in this namespace; send its value instead."
+                )
+            if sealed.context == (namespace, collection, entity, kv.key):
+                out.append(KeyValue(kv.key, sealed, kv.init))
+            else:
+                out.append(KeyValue(kv.key, await self.open(sealed), kv.init))
+        return tuple(out)
+
+    async def transfer_token(self, namespace: str, value: Sealed) -> str:
+        """An opaque token carrying ``value`` out of the platform and back into ``namespace`` only.
+
+        The value is re-sealed under the namespace's active data key, bound to the "transfer"
+        collection and to the fingerprint shown beside it: only this platform can open it, only
+        into this namespace, and only for that fingerprint. Exports carry it so that a manifest
+        redeploys its values even after the entities it came from were deleted.
+        """
+        plaintext = await self.open(value)
+        key = await self.active_key(namespace)
+        box = seal_value(key, ValueContext(namespace, _TRANSFER, "", value.fingerprint), plaintext)
+        return base64.urlsafe_b64encode(json.dumps(box.to_json(), separators=(",", ":")).encode()).decode()
+
+    async def _open_transfer(self, namespace: str, ref: FingerprintRef) -> JSON:
+        """The value a transfer token carries, or ``_NOT_OPENED`` (forged, foreign, or its key retired)."""
+        try:
+            doc = json.loads(base64.urlsafe_b64decode((ref.transfer or "").encode()))
+            box = SealedBox.from_json(doc)
+            key = await self.data_key(namespace, box.key_id)
+            return open_value(key, ValueContext(namespace, _TRANSFER, "", ref.fingerprint), box)
+        except (CryptoError, ValueError, TypeError, binascii.Error):
+            return _NOT_OPENED
 
     async def open(self, value: JSON) -> JSON:
         """The plaintext of a sealed value (other values as they are)."""

@@ -19,6 +19,7 @@ from stockade.api.context import (
     transaction_id,
 )
 from stockade.api.problems import JsonResponse
+from stockade.api.transfer import add_transfer_tokens
 from stockade.domain import Activation, ActivationStatus, validate_entity_name
 from stockade.errors import BadRequestError
 from stockade.observability.tracing import traced
@@ -48,12 +49,15 @@ async def list_actions(request: Request) -> Response:
 
 @endpoint
 async def get_action(request: Request) -> Response:
-    """One action; ``?code=false`` leaves out the code."""
+    """One action; ``?code=false`` leaves out the code; ``?sealed=true`` adds transfer tokens (export)."""
     credentials = await authenticate(request)
     path = entity_path(request, namespace_param(request, credentials))
     include_code = query_bool(request, "code", default=True)
     action = await services_of(request).actions.get(credentials.identity, path, include_code=include_code)
-    return JsonResponse(action.to_json(include_code=include_code))
+    doc = await add_transfer_tokens(
+        request, credentials.identity, path.namespace, action.to_json(include_code=include_code), action.parameters
+    )
+    return JsonResponse(doc)
 
 
 @endpoint

@@ -27,6 +27,7 @@ from stockade.api.context import (
     namespace_param,
     query_bool,
     query_int,
+    query_str,
     read_json,
     services_of,
     transaction_id,
@@ -55,7 +56,7 @@ async def list_apis(request: Request) -> Response:
     credentials = await authenticate(request)
     namespace = namespace_param(request, credentials)
     services = services_of(request)
-    routes = await services.apis.list(credentials.identity, namespace, request.query_params.get("basepath") or None)
+    routes = await services.apis.list(credentials.identity, namespace, query_str(request, "basepath"))
     return JsonResponse([_route_json(services, r) for r in routes])
 
 
@@ -76,14 +77,16 @@ async def delete_apis(request: Request) -> Response:
     """Delete the routes of a base path, or of one relative path, or of one operation."""
     credentials = await authenticate(request)
     namespace = namespace_param(request, credentials)
-    query = request.query_params
-    if not query.get("basepath"):
-        raise BadRequestError("The query parameter 'basepath' is required.")
-    if query.get("operation") and not query.get("relpath"):
-        raise BadRequestError("When specifying an operation, the path is required.")
-    removed = await services_of(request).apis.delete(
-        credentials.identity, namespace, query["basepath"], query.get("relpath") or None, query.get("operation") or None
+    basepath, relpath, verb = (
+        query_str(request, "basepath"),
+        query_str(request, "relpath"),
+        query_str(request, "operation"),
     )
+    if not basepath:
+        raise BadRequestError("The query parameter 'basepath' is required.")
+    if verb and not relpath:
+        raise BadRequestError("When specifying an operation, the path is required.")
+    removed = await services_of(request).apis.delete(credentials.identity, namespace, basepath, relpath, verb)
     return JsonResponse({"deleted": removed})
 
 
@@ -111,10 +114,9 @@ async def _apimgmt(request: Request, operation: str) -> Response:
         identity = credentials.identity
         namespace = identity.namespace
         services = services_of(request)
-        query = request.query_params
         if operation == "createApi":
             body = await read_json(request, limit_bytes=services.settings.limits.max_payload_bytes)
-            created = routes_from_apidoc(namespace, body, query.get("responsetype"))
+            created = routes_from_apidoc(namespace, body, query_str(request, "responsetype"))
             current = {(r.base_path, r.rel_path, r.verb): r for r in await services.apis.list(identity, namespace)}
             for route in created:
                 previous = current.get((route.base_path, route.rel_path, route.verb))
@@ -130,7 +132,11 @@ async def _apimgmt(request: Request, operation: str) -> Response:
                 )
             )
         if operation == "deleteApi":
-            basepath, relpath, verb = query.get("basepath"), query.get("relpath"), query.get("operation")
+            basepath, relpath, verb = (
+                query_str(request, "basepath"),
+                query_str(request, "relpath"),
+                query_str(request, "operation"),
+            )
             if not basepath:
                 raise BadRequestError("basepath is required.")
             if verb and not relpath:
@@ -157,9 +163,9 @@ async def _apimgmt(request: Request, operation: str) -> Response:
             routes,
             lambda base: services.apis.gateway_url(namespace, base),
             services.settings.api.base_url,
-            basepath=query.get("basepath") or None,
-            relpath=query.get("relpath") or None,
-            operation=query.get("operation") or None,
+            basepath=query_str(request, "basepath"),
+            relpath=query_str(request, "relpath"),
+            operation=query_str(request, "operation"),
         )
         skip = max(0, query_int(request, "skip", 0))
         limit = query_int(request, "limit", 0)

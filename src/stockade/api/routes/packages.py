@@ -17,6 +17,7 @@ from stockade.api.context import (
     services_of,
 )
 from stockade.api.problems import JsonResponse
+from stockade.api.transfer import add_transfer_tokens
 
 __all__ = ["routes"]
 
@@ -34,7 +35,11 @@ async def package_entity(request: Request) -> Response:
     path = entity_path(request, namespace_param(request, credentials))
     identity = credentials.identity
     if request.method == "GET":
-        return JsonResponse(await services.packages.get(identity, path.namespace, path.name))
+        doc = await services.packages.get(identity, path.namespace, path.name)
+        if query_bool(request, "sealed"):
+            package = await services.catalog.package(path.namespace, path.name)
+            doc = await add_transfer_tokens(request, identity, path.namespace, doc, package.parameters)
+        return JsonResponse(doc)
     if request.method == "PUT":
         body = await read_json(request, limit_bytes=services.settings.api.max_body_bytes)
         package = await services.packages.put(identity, path, body, overwrite=query_bool(request, "overwrite"))

@@ -18,6 +18,7 @@ from stockade.api.context import (
     transaction_id,
 )
 from stockade.api.problems import JsonResponse
+from stockade.api.transfer import add_transfer_tokens
 from stockade.errors import BadRequestError
 
 __all__ = ["routes"]
@@ -39,7 +40,9 @@ async def trigger_entity(request: Request) -> Response:
     path = entity_path(request, namespace_param(request, credentials))
     identity = credentials.identity
     if request.method == "GET":
-        return JsonResponse((await services.triggers.get(identity, path)).to_json())
+        trigger = await services.triggers.get(identity, path)
+        doc = await add_transfer_tokens(request, identity, path.namespace, trigger.to_json(), trigger.parameters)
+        return JsonResponse(doc)
     if request.method == "PUT":
         body = await read_json(request, limit_bytes=services.settings.api.max_body_bytes)
         trigger = await services.triggers.put(identity, path, body, overwrite=query_bool(request, "overwrite"))

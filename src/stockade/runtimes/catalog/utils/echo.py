@@ -1,0 +1,5 @@
+"""/whisk.system/utils/echo: returns its input."""
+
+
+def main(args):
+    return args
