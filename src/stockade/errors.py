@@ -20,6 +20,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PlatformError",
     "ServiceUnavailableError",
+    "StorageFullError",
     "StoreError",
     "ThrottledError",
     "UnauthenticatedError",
@@ -132,6 +133,11 @@ class ThrottledError(PlatformError):
     exit_code = 6
     default_message = "Too many requests."
 
+    def __init__(self, message: str | None = None, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        # Every 429 carries a Retry-After header: seconds until a retry can succeed.
+        self.retry_after_s = max(1, int(retry_after_s))
+
 
 class InternalError(PlatformError):
     """A platform fault (500); the message never carries internals."""
@@ -141,6 +147,15 @@ class StoreError(InternalError):
     """The store failed in a way the caller cannot fix."""
 
     code = "store_error"
+
+
+class StorageFullError(StoreError):
+    """The store refuses writes (disk full, read-only): 507; reads and runs keep working."""
+
+    status = 507
+    code = "insufficient_storage"
+    exit_code = 7
+    default_message = "The platform cannot store this change now (its storage is full or read-only); retry later."
 
 
 class ServiceUnavailableError(PlatformError):

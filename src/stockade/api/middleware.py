@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stockade.api.problems import error_response
 from stockade.errors import InternalError
 from stockade.services.audit import PLATFORM_CHAIN, AuditEvent
+from stockade.store import AUDIT_INTENT
 
 __all__ = ["ApiMiddleware"]
 
@@ -45,40 +47,59 @@ def transaction_id_for(scope: Scope) -> str:
 _CHANGING_POSTS = frozenset({"rules", "secrets", "roles", "keys", "policy"})
 
 
-def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
-    """Record control-plane changes and every refusal (401 on web actions, 403, 429) in the audit log."""
+def is_change(scope: Scope) -> bool:
+    """A control-plane change: PUT or DELETE on /api/v1/namespaces/..., or a changing POST."""
     parts = scope["path"].split("/")
-    # /api/v1/namespaces/{ns}/{collection}/... or /api/v1/web/{ns}/...
-    if len(parts) < 5 or parts[1:3] != ["api", "v1"] or parts[3] not in ("namespaces", "web"):
-        return
+    if len(parts) < 5 or parts[1:3] != ["api", "v1"] or parts[3] != "namespaces":
+        return False
+    method: str = scope["method"]
+    collection = parts[5] if len(parts) > 5 else ""
+    return method in ("PUT", "DELETE") or (method == "POST" and collection in _CHANGING_POSTS)
+
+
+def audit_event(scope: Scope, status: int, transaction_id: str) -> AuditEvent:
+    """The audit entry of this request with ``status`` as its outcome."""
+    parts = scope["path"].split("/")
     method: str = scope["method"]
     is_web = parts[3] == "web"
     collection = parts[5] if len(parts) > 5 else ""
-    changes = not is_web and (method in ("PUT", "DELETE") or (method == "POST" and collection in _CHANGING_POSTS))
-    refused = status in (403, 429) or (is_web and status == 401)
-    if not changes and not refused:
-        return
-    app = scope.get("app")
-    services = getattr(getattr(app, "state", None), "services", None)
-    if services is None:
-        return
     state = scope.get("state", {})
     identity = state.get("identity")
     namespace = parts[4]
     if namespace == "_":
         namespace = identity.namespace if identity is not None else PLATFORM_CHAIN
     client = scope.get("client")
-    services.audit.record(
-        AuditEvent(
-            namespace=namespace,
-            actor=identity.subject if identity is not None else "anonymous",
-            action=f"{method} {'web' if is_web else collection}",
-            resource=scope["path"],
-            outcome=str(status),
-            source=client[0] if client else "",
-            details={"transactionId": transaction_id},
-        )
+    return AuditEvent(
+        namespace=namespace,
+        actor=identity.subject if identity is not None else "anonymous",
+        action=f"{method} {'web' if is_web else collection}",
+        resource=scope["path"],
+        outcome=str(status),
+        source=client[0] if client else "",
+        details={"transactionId": transaction_id},
     )
+
+
+def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
+    """Record control-plane changes and every refusal (401 on web actions, 403, 429) in the audit log
+    (written behind: a change that committed already has its entry, see ApiMiddleware)."""
+    parts = scope["path"].split("/")
+    # /api/v1/namespaces/{ns}/{collection}/... or /api/v1/web/{ns}/...
+    if len(parts) < 5 or parts[1:3] != ["api", "v1"] or parts[3] not in ("namespaces", "web"):
+        return
+    is_web = parts[3] == "web"
+    refused = status in (403, 429) or (is_web and status == 401)
+    if not is_change(scope) and not refused:
+        return
+    services = _services(scope)
+    if services is None:
+        return
+    services.audit.record(audit_event(scope, status, transaction_id))
+
+
+def _services(scope: Scope) -> Any:
+    app = scope.get("app")
+    return getattr(getattr(app, "state", None), "services", None)
 
 
 class ApiMiddleware:
@@ -114,6 +135,14 @@ class ApiMiddleware:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        intent = None
+        token = None
+        services = _services(scope) if is_change(scope) else None
+        if services is not None:
+            # Invariant: a change's audit entry commits in the change's own transaction (the
+            # store adds it to the first write of a change table made by this request's task).
+            intent = await services.audit.change_intent(lambda: audit_event(scope, 200, tid))
+            token = AUDIT_INTENT.set(intent)
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
@@ -123,4 +152,11 @@ class ApiMiddleware:
             response = error_response(InternalError(), tid)
             await response(scope, receive, send_with_headers)
         finally:
-            audit_request(scope, status, tid)
+            if token is not None:
+                AUDIT_INTENT.reset(token)
+            if intent is not None and services is not None and intent.committed:
+                services.audit.outbox_written()
+                if status != 200:  # committed, yet the request ended otherwise: say so too
+                    audit_request(scope, status, tid)
+            else:
+                audit_request(scope, status, tid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import math
 from dataclasses import dataclass
 from typing import Final, final
 
@@ -82,8 +83,9 @@ class FailureLimiter:
         until = self._locked.get(source)
         if until is None:
             return
-        if self._clock.monotonic() < until:
-            raise ThrottledError(LOCKED_MESSAGE)
+        now = self._clock.monotonic()
+        if now < until:
+            raise ThrottledError(LOCKED_MESSAGE, retry_after_s=math.ceil(until - now))
         del self._locked[source]
 
     def failed(self, source: str) -> float:

@@ -33,7 +33,15 @@ from stockade.domain import (
     parse_fqn,
     parse_policy,
 )
-from stockade.errors import BadRequestError, ConflictError, NotFoundError, PlatformError
+from stockade.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PlatformError,
+    ServiceUnavailableError,
+    StorageFullError,
+    StoreError,
+)
 from stockade.observability.events import EventType, SecurityEvent, Severity
 from stockade.observability.tags import TAGS_ANNOTATION, tags_of
 from stockade.observability.tracing import Tracer, traced
@@ -46,10 +54,29 @@ from stockade.services.schemas import SchemaCache
 from stockade.services.secrets import SecretService
 from stockade.services.throttle import Throttle
 from stockade.services.vault import ParameterVault
+from stockade.store import PendingActivation
 
-__all__ = ["SEALED_MESSAGE", "ActionRunner", "InvokeRequest", "InvokeResult", "InvokeService"]
+__all__ = [
+    "INTERRUPTED_BLOCKING_MESSAGE",
+    "MAX_ATTEMPTS",
+    "SEALED_MESSAGE",
+    "ActionRunner",
+    "InvokeRequest",
+    "InvokeResult",
+    "InvokeService",
+]
 
 log = structlog.get_logger("stockade.invoke")
+
+# Recovery (docs/design/durability.md): non-blocking activations are re-run at most this many
+# times in all; blocking ones are never re-run.
+MAX_ATTEMPTS = 3
+INTERRUPTED_BLOCKING_MESSAGE = (
+    "The platform restarted while this blocking activation was in flight; "
+    "blocking activations are not re-run (at most once)."
+)
+GAVE_UP_MESSAGE = "The platform restarted while this activation was in flight {n} times; it was not run again."
+NOT_RERUN_MESSAGE = "The platform restarted while this activation was in flight and could not re-run it: {reason}"
 
 SEALED_MESSAGE = "Request defines parameters that are not allowed (e.g., reserved properties)."
 # Arguments only the platform sets on web requests.
@@ -203,9 +230,33 @@ class InvokeService:
             raise
         activation_id = new_activation_id()
         self._throttle.started(namespace)
-        task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None))
+        try:
+            await self._journal(request, resolved, activation_id)
+        except StoreError as exc:
+            if not request.blocking:
+                self._throttle.finished(namespace)
+                if isinstance(exc, StorageFullError):
+                    raise
+                raise ServiceUnavailableError("The activation could not be recorded; retry later.") from None
+            # Degraded (full disk): a blocking invoke of an existing action still runs and answers;
+            # its record stays readable in memory and is committed once the store takes writes.
+            log.warning("invoke.not_journalled", activation_id=activation_id, error=type(exc).__name__)
+        except BaseException:
+            self._throttle.finished(namespace)
+            raise
+        return await self._start(request, resolved, params, activation_id, 1)
+
+    async def _start(
+        self,
+        request: InvokeRequest,
+        resolved: ResolvedAction,
+        params: dict[str, JSON],
+        activation_id: str,
+        attempt: int,
+    ) -> InvokeResult:
+        task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None, attempt))
         self._tasks.add(task)
-        task.add_done_callback(self._done(namespace))
+        task.add_done_callback(self._done(request.identity.namespace))
         if not request.blocking:
             return InvokeResult(activation_id, None)
         # asyncio.wait leaves the task running on timeout (the activation carries on and is recorded).
@@ -213,6 +264,132 @@ class InvokeService:
         if not done:
             return InvokeResult(activation_id, None)
         return InvokeResult(activation_id, task.result())
+
+    async def _journal(self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str) -> None:
+        """Journal the accepted activation with its request (client parameters sealed)."""
+        identity = request.identity
+        sealed: JSON = None
+        if request.params:
+            context = (identity.namespace, "activations", activation_id, "request")
+            sealed = dict(await self._vault.seal_json(identity.namespace, context, dict(request.params)))
+        action = resolved.action
+        doc: dict[str, JSON] = {
+            "identity": {
+                "subject": identity.subject,
+                "namespace": identity.namespace,
+                "keyUuid": identity.key_uuid,
+                "kind": identity.kind,
+                "scope": list(identity.scope) if identity.scope is not None else None,
+                "role": identity.role,
+            },
+            "path": request.path.fqn,
+            "params": sealed,
+            "seal": request.seal,
+            "supplied": sorted(request.supplied_keys) if request.supplied_keys is not None else None,
+            "cause": request.cause,
+            "transactionId": request.transaction_id,
+            "action": {"name": action.path.name, "version": action.version, "entityPath": action.path.relative},
+        }
+        await self._recorder.accept(
+            PendingActivation(activation_id, identity.namespace, self._clock.now_ms(), request.blocking, 1, doc)
+        )
+
+    async def recover(self) -> dict[str, int]:
+        """Start-up: end every activation an earlier process accepted but did not record.
+
+        Blocking ones are closed as internal errors (at most once); non-blocking ones are run
+        again under their own id (at least once), up to ``MAX_ATTEMPTS`` runs in all.
+        """
+        counts = {"rerun": 0, "closed": 0}
+        seen: set[str] = set()
+        while True:
+            batch = [p for p in await self._recorder.pending_journal() if p.activation_id not in seen]
+            if not batch:
+                return counts
+            for pending in batch:
+                seen.add(pending.activation_id)
+                if pending.blocking:
+                    await self._close_interrupted(pending, INTERRUPTED_BLOCKING_MESSAGE)
+                    counts["closed"] += 1
+                elif pending.attempts >= MAX_ATTEMPTS:
+                    await self._close_interrupted(pending, GAVE_UP_MESSAGE.format(n=pending.attempts))
+                    counts["closed"] += 1
+                else:
+                    await self._rerun(pending)
+                    counts["rerun"] += 1
+
+    async def _close_interrupted(self, pending: PendingActivation, message: str) -> None:
+        doc = pending.doc
+        action = doc.get("action") or {}
+        identity = doc.get("identity") or {}
+        assert isinstance(action, dict)
+        assert isinstance(identity, dict)
+        now = self._clock.now_ms()
+        log.warning("invoke.interrupted_closed", activation_id=pending.activation_id, attempts=pending.attempts)
+        await self._recorder.finish(
+            Activation(
+                activation_id=pending.activation_id,
+                namespace=pending.namespace,
+                subject=str(identity.get("subject") or ""),
+                name=str(action.get("name") or ""),
+                version=str(action.get("version") or "0.0.1"),
+                start=pending.accepted_ms,
+                end=max(now, pending.accepted_ms),
+                response=ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, message),
+                annotations=(
+                    KeyValue("path", str(action.get("entityPath") or "")),
+                    KeyValue("attempts", pending.attempts),
+                ),
+                cause=doc.get("cause") if isinstance(doc.get("cause"), str) else None,
+                entity_path=str(action.get("entityPath") or ""),
+            )
+        )
+
+    async def _rerun(self, pending: PendingActivation) -> None:
+        attempt = pending.attempts + 1
+        # Invariant: the attempt is counted before the run, so a crash loop ends at MAX_ATTEMPTS.
+        await self._recorder.count_attempt(pending.activation_id, attempt)
+        doc = pending.doc
+        try:
+            raw = doc["identity"]
+            assert isinstance(raw, dict)
+            scope = raw.get("scope")
+            identity = Identity(
+                subject=str(raw["subject"]),
+                namespace=str(raw["namespace"]),
+                key_uuid=str(raw.get("keyUuid") or ""),
+                kind=raw.get("kind") or "key",
+                scope=tuple(str(s) for s in scope) if isinstance(scope, list) else None,
+                role=raw.get("role") if isinstance(raw.get("role"), str) else None,
+            )
+            params: dict[str, JSON] = {}
+            if isinstance(doc.get("params"), dict):
+                context = (identity.namespace, "activations", pending.activation_id, "request")
+                opened = await self._vault.open_json(context, doc["params"])
+                params = dict(opened) if isinstance(opened, dict) else {}
+            supplied = doc.get("supplied")
+            request = InvokeRequest(
+                identity=identity,
+                path=parse_fqn(str(doc["path"]), identity.namespace),
+                params=params,
+                blocking=False,
+                transaction_id=str(doc.get("transactionId") or ""),
+                cause=doc.get("cause") if isinstance(doc.get("cause"), str) else None,
+                seal=doc.get("seal") or "final",
+                supplied_keys=frozenset(str(k) for k in supplied) if isinstance(supplied, list) else None,
+            )
+            resolved = await self._catalog.resolve_action(request.identity, request.path, Permission.INVOKE)
+            keys = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
+            merged = self.merge_parameters(resolved, request.params, seal=request.seal, supplied=keys)
+            revealed = await self._vault.reveal(merged)
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, PlatformError) else "its request could not be read back"
+            log.warning("invoke.rerun_refused", activation_id=pending.activation_id, reason=reason)
+            await self._close_interrupted(pending, NOT_RERUN_MESSAGE.format(reason=reason))
+            return
+        log.info("invoke.rerun", activation_id=pending.activation_id, attempt=attempt)
+        self._throttle.started(identity.namespace)
+        await self._start(request, resolved, revealed, pending.activation_id, attempt)
 
     def _refused(self, kind: EventType, request: InvokeRequest, action: Action) -> None:
         if self._monitor is None:
@@ -303,6 +480,7 @@ class InvokeService:
         activation_id: str,
         cause: str | None,
         caused_by: str | None,
+        attempt: int = 1,
     ) -> Activation:
         """Run and record one activation with its ids bound to every log line (and a span when tracing)."""
         action = resolved.action
@@ -310,10 +488,12 @@ class InvokeService:
             activation_id=activation_id, namespace=request.identity.namespace, action=action.path.relative
         ):
             if self._tracer is None:
-                return await self._run_activation(request, resolved, params, activation_id, cause, caused_by)
+                return await self._run_activation(request, resolved, params, activation_id, cause, caused_by, attempt)
             attributes = {"stockade.activation_id": activation_id, "stockade.action": action.path.fqn}
             with traced(self._tracer, "stockade.activation", attributes) as span:
-                activation = await self._run_activation(request, resolved, params, activation_id, cause, caused_by)
+                activation = await self._run_activation(
+                    request, resolved, params, activation_id, cause, caused_by, attempt
+                )
                 if span is not None:
                     span.set_attribute("stockade.status", activation.response.status.value)
                 return activation
@@ -326,6 +506,7 @@ class InvokeService:
         activation_id: str,
         cause: str | None,
         caused_by: str | None,
+        attempt: int = 1,
     ) -> Activation:
         action = resolved.action
         received_ms = self._clock.now_ms()
@@ -353,6 +534,8 @@ class InvokeService:
             annotations.append(KeyValue("binding", resolved.binding_path))
         if caused_by:
             annotations.append(KeyValue("causedBy", caused_by))
+        if attempt > 1:
+            annotations.append(KeyValue("attempts", attempt))
         tags = action.annotation(TAGS_ANNOTATION)
         if tags is not None:
             annotations.append(KeyValue(TAGS_ANNOTATION, list(tags_of(tags))))
@@ -374,7 +557,8 @@ class InvokeService:
             entity_path=action.path.relative,
             extra=extra,
         )
-        self._recorder.record(activation)
+        # Invariant: a blocking caller's response waits for this commit (durable before answered).
+        await self._recorder.finish(activation)
         if self._monitor is not None:
             self._monitor.finished(activation, action, init_time_ms=run.init_time_ms, timed_out=run.timed_out)
         return activation

@@ -19,27 +19,34 @@ from stockade.store.base import (
     Write,
 )
 from stockade.store.gateway import GatewayStore, QuotaWindow
+from stockade.store.journal import AUDIT_INTENT, AuditIntent, JournalStore, OutboxEntry, PendingActivation, RateCount
 from stockade.store.monitoring import AlertQuery, DeadLetter, EventQuery, MonitoringStore, WebhookRecord
 from stockade.store.sql import SqlStore
 from stockade.store.sqlite import open_sqlite_store
 
 __all__ = [
+    "AUDIT_INTENT",
     "AccessStore",
     "ActionVersionRef",
     "ActivationQuery",
     "AdvisoryRecord",
     "AdvisoryUpsert",
     "AlertQuery",
+    "AuditIntent",
     "AuditRecord",
     "Collection",
     "DeadLetter",
     "Delete",
     "EventQuery",
     "GatewayStore",
+    "JournalStore",
     "KeyRecord",
     "MonitoringStore",
+    "OutboxEntry",
+    "PendingActivation",
     "Put",
     "QuotaWindow",
+    "RateCount",
     "RoleBinding",
     "SqlStore",
     "Store",

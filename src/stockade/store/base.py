@@ -14,6 +14,7 @@ from typing import Literal, Protocol, final
 from stockade.domain import JSON, Activation, Namespace
 from stockade.store.access import AccessStore
 from stockade.store.gateway import GatewayStore
+from stockade.store.journal import JournalStore
 from stockade.store.keymaterial import KeyMaterialStore, KeyRecord
 from stockade.store.monitoring import MonitoringStore
 
@@ -118,7 +119,7 @@ class ActionVersionRef:
     version: str
 
 
-class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, Protocol):
+class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, JournalStore, Protocol):
     """Persistent state of the platform."""
 
     async def open(self) -> None:
