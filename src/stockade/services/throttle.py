@@ -79,16 +79,20 @@ class Throttle:
     # The namespace's own limits, if the operator set any (None: the defaults above for everyone).
     overrides: Callable[[str], NamespaceLimits | None] | None = None
     _windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
+    # Every request, refused ones included: only for OpenWhisk's "count" in the 429 message.
+    _attempts: dict[tuple[str, str], _Window] = field(default_factory=dict)
     _dirty: dict[tuple[str, str, int], int] = field(default_factory=dict)
     _in_flight: dict[str, int] = field(default_factory=dict)
 
     def _take(self, kind: str, namespace: str, allowed: int) -> None:
         now_s = self.now_ms() // 1000
         window = self._windows.setdefault((namespace, kind), _Window())
-        count = window.count(now_s)
-        if count >= allowed:
+        attempts = self._attempts.setdefault((namespace, kind), _Window())
+        attempts.count(now_s)
+        attempts.add(now_s)
+        if window.count(now_s) >= allowed:
             raise ThrottledError(
-                f"Too many requests in the last minute (count: {count + 1}, allowed: {allowed}).",
+                f"Too many requests in the last minute (count: {max(attempts.total, allowed + 1)}, allowed: {allowed}).",
                 retry_after_s=window.retry_after_s(now_s, allowed),
             )
         window.add(now_s)
@@ -157,3 +161,4 @@ class Throttle:
         for c in counts:
             if c.second > now_s - WINDOW_S:
                 self._windows.setdefault((c.namespace, c.kind), _Window()).add(c.second, c.accepted)
+                self._attempts.setdefault((c.namespace, c.kind), _Window()).add(c.second, c.accepted)
