@@ -120,7 +120,9 @@ def test_a_blocking_response_is_sent_only_after_its_record_is_committed(tmp_path
         r = client.post(base + "?blocking=true", headers=h, json={"x": 7})
         assert r.status_code == 200
         conn = sqlite3.connect(db)
-        row = conn.execute("SELECT doc FROM activations WHERE activation_id = ?", (r.json()["activationId"],)).fetchone()
+        row = conn.execute(
+            "SELECT doc FROM activations WHERE activation_id = ?", (r.json()["activationId"],)
+        ).fetchone()
         assert row is not None and json.loads(row[0])["result"] == {"x": 7}
         assert conn.execute("SELECT COUNT(*) FROM activations_pending").fetchone() == (0,)
 

@@ -149,7 +149,9 @@ def test_the_window_survives_a_restart(tmp_path):
 def test_every_rest_429_carries_retry_after(api_factory, make_settings):
     api = api_factory(make_settings(invocations_per_minute=2, concurrent_invocations=100))
     code = "def main(args):\n    return {}\n"
-    assert api.put("/api/v1/namespaces/_/actions/a", json={"exec": {"kind": "python:3", "code": code}}).status_code == 200
+    assert (
+        api.put("/api/v1/namespaces/_/actions/a", json={"exec": {"kind": "python:3", "code": code}}).status_code == 200
+    )
     statuses = [api.post("/api/v1/namespaces/_/actions/a").status_code for _ in range(3)]
     assert statuses == [202, 202, 429]
     r = api.post("/api/v1/namespaces/_/actions/a?blocking=true")

@@ -26,7 +26,7 @@ from typing import Any, final
 import structlog
 
 from stockade.domain import JSON, Clock
-from stockade.errors import ConflictError
+from stockade.errors import ConflictError, StorageFullError
 from stockade.security import DataKey
 from stockade.services.vault import ParameterVault
 from stockade.store import AuditIntent, AuditRecord, OutboxEntry, Store
@@ -222,6 +222,10 @@ class AuditLog:
                     self._outbox_checked = now
                     await self._drain_outbox()
                 await self.flush()
+            except StorageFullError:
+                # Kept queued (and committed outbox entries stay there) until space returns.
+                log.warning("audit.flush_deferred", reason="storage full or read-only", pending=len(self._queue))
+                await asyncio.sleep(0.5)
             except Exception:
                 log.exception("audit.flush_failed", pending=len(self._queue))
                 await asyncio.sleep(0.5)
