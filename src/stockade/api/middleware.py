@@ -6,6 +6,8 @@ performance are unaffected.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import secrets
 from typing import Any
@@ -102,6 +104,30 @@ def _services(scope: Scope) -> Any:
     return getattr(getattr(app, "state", None), "services", None)
 
 
+# A refused body (413) is read and discarded up to these bounds before the answer, so that a
+# client still sending can read it; past them the connection is closed (an abusive client).
+_DRAIN_MAX_BYTES = 64 * 1024 * 1024
+_DRAIN_MAX_S = 15.0
+
+
+async def _drain(receive: Receive) -> None:
+    """Read what the client is still sending of its body (bounded), so the answer is readable."""
+    received = 0
+
+    async def loop() -> None:
+        nonlocal received
+        while received < _DRAIN_MAX_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(loop(), _DRAIN_MAX_S)
+
+
 class ApiMiddleware:
     """Adds X-Request-ID and CORS headers; answers OPTIONS on /api/v1 (not web) itself."""
 
@@ -126,6 +152,17 @@ class ApiMiddleware:
             return
         started = False
         status = 500
+        body_done = False
+        expects_continue = any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in scope.get("headers", ())
+        )
+
+        async def receive_tracked() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started, status
@@ -133,6 +170,12 @@ class ApiMiddleware:
                 started = True
                 status = int(message["status"])
                 message["headers"] = [*message.get("headers", []), *extra]
+                if status == 413 and not body_done:
+                    # Invariant: a 413 is readable by a client still sending; a client that
+                    # waits for 100-continue sends nothing more, so there is nothing to read.
+                    if not expects_continue:
+                        await _drain(receive)
+                    message["headers"].append((b"connection", b"close"))
             await send(message)
 
         intent = None
@@ -144,7 +187,7 @@ class ApiMiddleware:
             intent = await services.audit.change_intent(lambda: audit_event(scope, 200, tid))
             token = AUDIT_INTENT.set(intent)
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive_tracked, send_with_headers)
         except Exception:
             log.exception("api.unhandled_error", transaction_id=tid)
             if started:
