@@ -177,10 +177,10 @@ async def _traffic(server: Server, round_: CrashRound, non_blocking: int, blocki
     async with httpx.AsyncClient(base_url=server.url, auth=server.auth, timeout=30) as client:
 
         async def invoke(i: int, is_blocking: bool) -> None:
-            await asyncio.sleep(random.uniform(0, 0.8))
+            await asyncio.sleep(random.uniform(0, 0.3))
             query = "?blocking=true" if is_blocking else ""
             try:
-                r = await client.post(f"/api/v1/namespaces/_/actions/sleepy{query}", json={"ms": 400, "n": i})
+                r = await client.post(f"/api/v1/namespaces/_/actions/sleepy{query}", json={"ms": 1500, "n": i})
             except httpx.HTTPError:
                 round_.dropped += 1
                 return
@@ -217,7 +217,7 @@ async def _traffic(server: Server, round_: CrashRound, non_blocking: int, blocki
 def crash_round(server: Server, non_blocking: int, blocking: int, writes: int, tag: str) -> CrashRound:
     """Traffic, then kill -9 at a random moment while it is in flight; the server is left dead."""
     round_ = CrashRound()
-    kill_after = random.uniform(0.5, 1.2)
+    kill_after = random.uniform(0.6, 2.5)
 
     async def main() -> None:
         traffic = asyncio.create_task(_traffic(server, round_, non_blocking, blocking, writes, tag))
@@ -291,7 +291,8 @@ def reconcile(server: Server, rounds: list[CrashRound]) -> Reconciled:
 def scenario_crash(work: Path, kills: int, non_blocking: int, blocking: int, writes: int) -> dict[str, object]:
     data = work / "crash"
     data.mkdir()
-    server = Server(data, work / "crash.log", {"STOCKADE_LIMITS__INVOCATIONS_PER_MINUTE": "100000"})
+    env = {"STOCKADE_LIMITS__INVOCATIONS_PER_MINUTE": "100000", "STOCKADE_LIMITS__CONCURRENT_INVOCATIONS": "100000"}
+    server = Server(data, work / "crash.log", env)
     server.start()
     rounds: list[CrashRound] = []
     try:
@@ -312,6 +313,8 @@ def scenario_crash(work: Path, kills: int, non_blocking: int, blocking: int, wri
         "crash.activations_duplicated": result.duplicated,
         "crash.activations_still_pending": left,
         "crash.calls_dropped_by_kill": sum(r.dropped for r in rounds),
+        "crash.calls_refused": sum(r.refused for r in rounds),
+        "crash.blocking_answered_before_kill": sum(r.answered_blocking for r in rounds),
         "crash.changes_acknowledged": result.changes,
         "crash.changes_lost": result.changes_lost,
         "crash.audit_entries_missing": result.audit_missing,
