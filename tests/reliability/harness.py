@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,10 +108,8 @@ class Server:
         """kill -9 the server and everything it started."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
     def stop(self) -> None:
@@ -123,10 +121,8 @@ class Server:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.kill()
-        try:  # sandboxes left in the group, if any
+        with suppress(ProcessLookupError):  # sandboxes left in the group, if any
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

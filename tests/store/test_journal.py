@@ -81,7 +81,8 @@ async def test_an_audit_intent_commits_with_the_first_change_only(store):
         AUDIT_INTENT.reset(token)
     outbox = await store.list_audit_outbox()
     assert [(o.chain, o.entry["action"]) for o in outbox] == [("ns1", "PUT actions")]
-    assert intent.committed and len(calls) == 1
+    assert intent.committed
+    assert len(calls) == 1
 
 
 async def test_a_rolled_back_change_rolls_back_its_audit_entry(store):

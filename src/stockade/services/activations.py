@@ -93,9 +93,9 @@ class ActivationRecorder:
         await self._kick()
         return await future
 
-    async def pending_journal(self, limit: int = 1000) -> list[PendingActivation]:
-        """Journalled activations without a terminal record (recovery at start-up)."""
-        return await self._store.list_pending_activations(limit)
+    async def pending_journal(self, limit: int = 1000, after: tuple[int, str] | None = None) -> list[PendingActivation]:
+        """Journalled activations without a terminal record, oldest first (recovery at start-up)."""
+        return await self._store.list_pending_activations(limit, after)
 
     async def count_attempt(self, activation_id: str, attempts: int) -> None:
         """Store a pending activation's attempt count before it runs again."""

@@ -301,13 +301,13 @@ class InvokeService:
         again under their own id (at least once), up to ``MAX_ATTEMPTS`` runs in all.
         """
         counts = {"rerun": 0, "closed": 0}
-        seen: set[str] = set()
+        after: tuple[int, str] | None = None
         while True:
-            batch = [p for p in await self._recorder.pending_journal() if p.activation_id not in seen]
+            batch = await self._recorder.pending_journal(500, after)
             if not batch:
                 return counts
+            after = (batch[-1].accepted_ms, batch[-1].activation_id)
             for pending in batch:
-                seen.add(pending.activation_id)
                 if pending.blocking:
                     await self._close_interrupted(pending, INTERRUPTED_BLOCKING_MESSAGE)
                     counts["closed"] += 1

@@ -181,8 +181,10 @@ class JournalStore(Protocol):
         """One transaction: journal ``accepted``, insert ``finished`` records (first terminal record
         wins) and drop their pending rows, add ``rates`` to the throttle windows."""
 
-    async def list_pending_activations(self, limit: int = 1000) -> list[PendingActivation]:
-        """Accepted activations without a terminal record, oldest first."""
+    async def list_pending_activations(
+        self, limit: int = 1000, after: tuple[int, str] | None = None
+    ) -> list[PendingActivation]:
+        """Accepted activations without a terminal record, oldest first, after (accepted_ms, id)."""
 
     async def set_pending_attempts(self, activation_id: str, attempts: int) -> None:
         """Count one more run of a pending activation (before it is re-run)."""
@@ -249,13 +251,19 @@ class SqlJournal:
         if steps:
             await self._db.transaction(steps)
 
-    async def list_pending_activations(self, limit: int = 1000) -> list[PendingActivation]:
-        """Oldest first."""
-        rows = await self._db.fetchall(
-            "SELECT activation_id, namespace, accepted_ms, blocking, attempts, doc FROM activations_pending "
-            "ORDER BY accepted_ms, activation_id LIMIT ?",
-            (limit,),
-        )
+    async def list_pending_activations(
+        self, limit: int = 1000, after: tuple[int, str] | None = None
+    ) -> list[PendingActivation]:
+        """Oldest first (keyset pagination)."""
+        columns = "SELECT activation_id, namespace, accepted_ms, blocking, attempts, doc FROM activations_pending "
+        if after is None:
+            rows = await self._db.fetchall(columns + "ORDER BY accepted_ms, activation_id LIMIT ?", (limit,))
+        else:
+            rows = await self._db.fetchall(
+                columns + "WHERE accepted_ms > ? OR (accepted_ms = ? AND activation_id > ?) "
+                "ORDER BY accepted_ms, activation_id LIMIT ?",
+                (after[0], after[0], after[1], limit),
+            )
         return [PendingActivation(r[0], r[1], int(r[2]), bool(r[3]), int(r[4]), json.loads(r[5])) for r in rows]
 
     async def set_pending_attempts(self, activation_id: str, attempts: int) -> None:
