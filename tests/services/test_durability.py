@@ -166,39 +166,81 @@ def test_a_refused_change_commits_no_entry_with_a_change_it_did_not_make(tmp_pat
         assert [e["outcome"] for e in mine] == ["409"]
 
 
+def _crash_with_in_flight(tmp_path, keys, *, blocking_too: bool = False):
+    """Accept activations that never finish, snapshot the database (the crash); their ids."""
+    runner = HangingRunner()
+    db = tmp_path / "db.sqlite"
+    crashed = tmp_path / "crashed.sqlite"
+    code = {"exec": {"kind": "python:3", "code": CODE}}
+    with TestClient(_app(tmp_path, db, runner, keys, bootstrap=True)) as client:
+        h = _auth(keys)
+        for name in ("echo", "gone"):
+            assert client.put(f"/api/v1/namespaces/_/actions/{name}", headers=h, json=code).status_code == 200
+        ids = {
+            name: client.post(f"/api/v1/namespaces/_/actions/{name}", headers=h, json={"x": 1}).json()["activationId"]
+            for name in ("echo", "gone")
+        }
+        ids["echo2"] = client.post("/api/v1/namespaces/_/actions/echo", headers=h, json={"x": 2}).json()["activationId"]
+        if blocking_too:
+            r = client.post("/api/v1/namespaces/_/actions/echo?blocking=true&timeout=50", headers=h, json={"x": 3})
+            ids["blocking"] = r.json()["activationId"]
+        assert client.delete("/api/v1/namespaces/_/actions/gone", headers=h).status_code == 200
+        _snapshot(db, crashed)
+        runner.release.set()
+    return crashed, ids
+
+
+def _wait_record(client, h, activation_id):
+    for _ in range(300):
+        r = client.get(f"/api/v1/namespaces/_/activations/{activation_id}", headers=h)
+        if r.status_code == 200:
+            return r.json()
+    raise AssertionError(f"{activation_id} has no record")
+
+
 def test_recovery_gives_up_after_three_attempts_and_closes_what_it_cannot_rerun(tmp_path):
     keys: dict[str, str] = {}
-    db = tmp_path / "db.sqlite"
-    base = "/api/v1/namespaces/_/actions/echo"
-    with TestClient(_app(tmp_path, db, InProcessRunner(), keys, bootstrap=True)) as client:
-        h = _auth(keys)
-        client.put(base, headers=h, json={"exec": {"kind": "python:3", "code": CODE}})
-        uuid = keys["guest"].split(":")[0]
-    identity = {"subject": "guest", "namespace": "guest", "keyUuid": uuid, "kind": "key", "scope": None, "role": None}
-
-    def doc(path: str) -> str:
-        action = {"name": path.rsplit("/", 1)[1], "version": "0.0.1", "entityPath": path.lstrip("/")}
-        return json.dumps({"identity": identity, "path": path, "params": None, "seal": "final", "action": action})
-
-    conn = sqlite3.connect(db)
-    conn.executemany(
-        "INSERT INTO activations_pending VALUES (?, 'guest', 1, 0, ?, ?)",
-        [("a" * 32, 3, doc("/guest/echo")), ("b" * 32, 1, doc("/guest/gone")), ("c" * 32, 2, doc("/guest/echo"))],
-    )
+    crashed, ids = _crash_with_in_flight(tmp_path, keys)
+    conn = sqlite3.connect(crashed)
+    conn.execute("UPDATE activations_pending SET attempts = 3 WHERE activation_id = ?", (ids["echo"],))
     conn.commit()
     conn.close()
     runner = InProcessRunner()
-    with TestClient(_app(tmp_path, db, runner, keys, bootstrap=False)) as client:
+    with TestClient(_app(tmp_path, crashed, runner, keys, bootstrap=False)) as client:
         h = _auth(keys)
-        gave_up = client.get(f"/api/v1/namespaces/_/activations/{'a' * 32}", headers=h).json()
+        gave_up = _wait_record(client, h, ids["echo"])
         assert gave_up["response"]["status"] == "whisk internal error"
         assert "3 times" in gave_up["response"]["result"]["error"]
-        gone = client.get(f"/api/v1/namespaces/_/activations/{'b' * 32}", headers=h).json()
+        gone = _wait_record(client, h, ids["gone"])
         assert "could not re-run it" in gone["response"]["result"]["error"]
-        for _ in range(200):
-            rerun = client.get(f"/api/v1/namespaces/_/activations/{'c' * 32}", headers=h)
-            if rerun.status_code == 200:
-                break
-        assert rerun.json()["response"]["status"] == "success"
-        assert {"key": "attempts", "value": 3} in rerun.json()["annotations"]
+        rerun = _wait_record(client, h, ids["echo2"])
+        assert rerun["response"]["status"] == "success"
+        assert {"key": "attempts", "value": 2} in rerun["annotations"]
     assert len(runner.calls) == 1
+
+
+def test_a_journal_row_edited_behind_the_platform_is_closed_not_run(tmp_path):
+    """Attacker with database access: swapping sealed requests between rows, or flipping a blocking
+    activation to non-blocking to have it run twice, is detected and nothing runs."""
+    keys: dict[str, str] = {}
+    crashed, ids = _crash_with_in_flight(tmp_path, keys, blocking_too=True)
+    conn = sqlite3.connect(crashed)
+    docs = dict(conn.execute("SELECT activation_id, doc FROM activations_pending").fetchall())
+    swapped = json.loads(docs[ids["echo"]])
+    swapped["request"] = json.loads(docs[ids["echo2"]])["request"]  # another row's valid box
+    conn.execute("UPDATE activations_pending SET doc = ? WHERE activation_id = ?", (json.dumps(swapped), ids["echo"]))
+    conn.execute("UPDATE activations_pending SET blocking = 0 WHERE activation_id = ?", (ids["blocking"],))
+    conn.commit()
+    conn.close()
+    runner = InProcessRunner()
+    with TestClient(_app(tmp_path, crashed, runner, keys, bootstrap=False)) as client:
+        h = _auth(keys)
+        tampered = _wait_record(client, h, ids["echo"])
+        assert "failed its integrity check" in tampered["response"]["result"]["error"]
+        flipped = _wait_record(client, h, ids["blocking"])
+        assert "not re-run" in flipped["response"]["result"]["error"]
+        _wait_record(client, h, ids["echo2"])
+        events = client.get("/api/v1/namespaces/_/events?limit=100", headers=h)
+        assert events.status_code == 200
+        assert any(e.get("type") == "secret.decrypt_failed" for e in events.json())
+    assert [call[1] for call in runner.calls] == [{"x": 2}]  # only the untouched one re-ran

@@ -36,6 +36,7 @@ from stockade.domain import (
 from stockade.errors import (
     BadRequestError,
     ConflictError,
+    InternalError,
     NotFoundError,
     PlatformError,
     ServiceUnavailableError,
@@ -45,6 +46,7 @@ from stockade.errors import (
 from stockade.observability.events import EventType, SecurityEvent, Severity
 from stockade.observability.tags import TAGS_ANNOTATION, tags_of
 from stockade.observability.tracing import Tracer, traced
+from stockade.security import CryptoError
 from stockade.security.authz import Permission
 from stockade.security.tokens import ActionTokens, TokenClaims
 from stockade.services.activations import ActivationRecorder
@@ -266,14 +268,16 @@ class InvokeService:
         return InvokeResult(activation_id, task.result())
 
     async def _journal(self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str) -> None:
-        """Journal the accepted activation with its request (client parameters sealed)."""
+        """Journal the accepted activation; its whole request is one sealed box.
+
+        The box (AES-256-GCM under the namespace's data key) is bound to (namespace,
+        "activations", activation id, "request"): parameters are never stored in plaintext, and a
+        row edited behind the platform's back (identity, action, blocking, another row's box)
+        fails to open and is closed, not run.
+        """
         identity = request.identity
-        sealed: JSON = None
-        if request.params:
-            context = (identity.namespace, "activations", activation_id, "request")
-            sealed = dict(await self._vault.seal_json(identity.namespace, context, dict(request.params)))
         action = resolved.action
-        doc: dict[str, JSON] = {
+        body: dict[str, JSON] = {
             "identity": {
                 "subject": identity.subject,
                 "namespace": identity.namespace,
@@ -283,12 +287,20 @@ class InvokeService:
                 "role": identity.role,
             },
             "path": request.path.fqn,
-            "params": sealed,
+            "params": dict(request.params),
+            "blocking": request.blocking,
             "seal": request.seal,
             "supplied": sorted(request.supplied_keys) if request.supplied_keys is not None else None,
             "cause": request.cause,
             "transactionId": request.transaction_id,
+        }
+        context = (identity.namespace, "activations", activation_id, "request")
+        doc: dict[str, JSON] = {
+            "request": dict(await self._vault.seal_json(identity.namespace, context, body)),
+            # Plain metadata, enough to close the activation when the request cannot be opened.
             "action": {"name": action.path.name, "version": action.version, "entityPath": action.path.relative},
+            "subject": identity.subject,
+            "cause": request.cause,
         }
         await self._recorder.accept(
             PendingActivation(activation_id, identity.namespace, self._clock.now_ms(), request.blocking, 1, doc)
@@ -320,18 +332,17 @@ class InvokeService:
 
     async def _close_interrupted(self, pending: PendingActivation, message: str) -> None:
         doc = pending.doc
-        action = doc.get("action") or {}
-        identity = doc.get("identity") or {}
-        assert isinstance(action, dict)
-        assert isinstance(identity, dict)
+        action = doc.get("action")
+        action = action if isinstance(action, dict) else {}
+        cause = doc.get("cause")
         now = self._clock.now_ms()
         log.warning("invoke.interrupted_closed", activation_id=pending.activation_id, attempts=pending.attempts)
         await self._recorder.finish(
             Activation(
                 activation_id=pending.activation_id,
                 namespace=pending.namespace,
-                subject=str(identity.get("subject") or ""),
-                name=str(action.get("name") or ""),
+                subject=str(doc.get("subject") or ""),
+                name=str(action.get("name") or "unknown"),
                 version=str(action.get("version") or "0.0.1"),
                 start=pending.accepted_ms,
                 end=max(now, pending.accepted_ms),
@@ -340,55 +351,66 @@ class InvokeService:
                     KeyValue("path", str(action.get("entityPath") or "")),
                     KeyValue("attempts", pending.attempts),
                 ),
-                cause=doc.get("cause") if isinstance(doc.get("cause"), str) else None,
+                cause=cause if isinstance(cause, str) else None,
                 entity_path=str(action.get("entityPath") or ""),
             )
+        )
+
+    async def _open_request(self, pending: PendingActivation) -> InvokeRequest:
+        """The journalled request, opened (CryptoError when the row was tampered with)."""
+        context = (pending.namespace, "activations", pending.activation_id, "request")
+        body = await self._vault.open_json(context, pending.doc["request"])
+        if not isinstance(body, dict):
+            raise InternalError()
+        raw = body["identity"]
+        assert isinstance(raw, dict)
+        scope = raw.get("scope")
+        role = raw.get("role")
+        identity = Identity(
+            subject=str(raw["subject"]),
+            namespace=str(raw["namespace"]),
+            key_uuid=str(raw.get("keyUuid") or ""),
+            kind=raw.get("kind") or "key",
+            scope=tuple(str(s) for s in scope) if isinstance(scope, list) else None,
+            role=role if isinstance(role, str) else None,
+        )
+        params = body.get("params")
+        supplied = body.get("supplied")
+        cause = body.get("cause")
+        return InvokeRequest(
+            identity=identity,
+            path=parse_fqn(str(body["path"]), identity.namespace),
+            params=params if isinstance(params, dict) else {},
+            blocking=body.get("blocking") is True,
+            transaction_id=str(body.get("transactionId") or ""),
+            cause=cause if isinstance(cause, str) else None,
+            seal=body.get("seal") or "final",
+            supplied_keys=frozenset(str(k) for k in supplied) if isinstance(supplied, list) else None,
         )
 
     async def _rerun(self, pending: PendingActivation) -> None:
         attempt = pending.attempts + 1
         # Invariant: the attempt is counted before the run, so a crash loop ends at MAX_ATTEMPTS.
         await self._recorder.count_attempt(pending.activation_id, attempt)
-        doc = pending.doc
         try:
-            raw = doc["identity"]
-            assert isinstance(raw, dict)
-            scope = raw.get("scope")
-            identity = Identity(
-                subject=str(raw["subject"]),
-                namespace=str(raw["namespace"]),
-                key_uuid=str(raw.get("keyUuid") or ""),
-                kind=raw.get("kind") or "key",
-                scope=tuple(str(s) for s in scope) if isinstance(scope, list) else None,
-                role=raw.get("role") if isinstance(raw.get("role"), str) else None,
-            )
-            params: dict[str, JSON] = {}
-            if isinstance(doc.get("params"), dict):
-                context = (identity.namespace, "activations", pending.activation_id, "request")
-                opened = await self._vault.open_json(context, doc["params"])
-                params = dict(opened) if isinstance(opened, dict) else {}
-            supplied = doc.get("supplied")
-            request = InvokeRequest(
-                identity=identity,
-                path=parse_fqn(str(doc["path"]), identity.namespace),
-                params=params,
-                blocking=False,
-                transaction_id=str(doc.get("transactionId") or ""),
-                cause=doc.get("cause") if isinstance(doc.get("cause"), str) else None,
-                seal=doc.get("seal") or "final",
-                supplied_keys=frozenset(str(k) for k in supplied) if isinstance(supplied, list) else None,
-            )
+            request = await self._open_request(pending)
+            if request.blocking:
+                # The row says non-blocking, its sealed request says blocking: at most once wins.
+                await self._close_interrupted(pending, INTERRUPTED_BLOCKING_MESSAGE)
+                return
             resolved = await self._catalog.resolve_action(request.identity, request.path, Permission.INVOKE)
             keys = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
             merged = self.merge_parameters(resolved, request.params, seal=request.seal, supplied=keys)
             revealed = await self._vault.reveal(merged)
         except Exception as exc:
             reason = exc.message if isinstance(exc, PlatformError) else "its request could not be read back"
+            if isinstance(exc, CryptoError):
+                reason = "its journalled request failed its integrity check"
             log.warning("invoke.rerun_refused", activation_id=pending.activation_id, reason=reason)
             await self._close_interrupted(pending, NOT_RERUN_MESSAGE.format(reason=reason))
             return
         log.info("invoke.rerun", activation_id=pending.activation_id, attempt=attempt)
-        self._throttle.started(identity.namespace)
+        self._throttle.started(request.identity.namespace)
         await self._start(request, resolved, revealed, pending.activation_id, attempt)
 
     def _refused(self, kind: EventType, request: InvokeRequest, action: Action) -> None:
