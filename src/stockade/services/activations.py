@@ -42,6 +42,11 @@ class RateJournal(Protocol):
         """Counts whose commit failed, to be written with the next one."""
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class ActivationRecorder:
     """The activation journal's single writer: accepts and terminal records, group-committed."""
 
@@ -66,6 +71,7 @@ class ActivationRecorder:
         self._closed = False
         self._last_prune_ms = 0
         self.rates: RateJournal | None = None
+        self._inline: set[asyncio.Task[bool]] = set()
         self.commits = 0  # transactions committed (statistics)
 
     def start(self) -> None:
@@ -74,10 +80,23 @@ class ActivationRecorder:
 
     async def accept(self, pending: PendingActivation) -> None:
         """Journal an accepted activation; returns once committed (StoreError if it cannot be)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.accept_nowait(pending)
+
+    def accept_nowait(self, pending: PendingActivation) -> asyncio.Future[None]:
+        """Queue a journal row; the future resolves once it is committed (or made moot by the
+        activation's terminal record, when that arrives before the row was written)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        # A blocking invoke may never await it: its failure is reported by finish() instead.
+        future.add_done_callback(_retrieve)
         self._accepts.append((pending, future))
-        await self._kick()
-        await future
+        if self._task is not None and not self._task.done():
+            self._wake.set()
+        else:  # no writer (not started, or closing): commit from a task of its own
+            task = loop.create_task(self.flush())
+            self._inline.add(task)
+            task.add_done_callback(self._inline.discard)
+        return future
 
     def record(self, activation: Activation) -> None:
         """Queue a terminal record without waiting for its commit."""
@@ -88,6 +107,7 @@ class ActivationRecorder:
         """Queue a terminal record and wait for its commit: True once durable, False when the store
         refused it (it stays readable and is retried)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._drop_queued_accept(activation.activation_id)
         self._pending[activation.activation_id] = activation
         self._waiters.setdefault(activation.activation_id, []).append(future)
         await self._kick()
@@ -100,6 +120,15 @@ class ActivationRecorder:
     async def count_attempt(self, activation_id: str, attempts: int) -> None:
         """Store a pending activation's attempt count before it runs again."""
         await self._store.set_pending_attempts(activation_id, attempts)
+
+    def _drop_queued_accept(self, activation_id: str) -> None:
+        """A terminal record makes a not-yet-written journal row moot: it is not written at all."""
+        for index, (pending, future) in enumerate(self._accepts):
+            if pending.activation_id == activation_id:
+                del self._accepts[index]
+                if not future.done():
+                    future.set_result(None)
+                return
 
     def pending(self, activation_id: str) -> Activation | None:
         """A record not yet committed."""

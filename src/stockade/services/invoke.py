@@ -233,20 +233,24 @@ class InvokeService:
         activation_id = new_activation_id()
         self._throttle.started(namespace)
         try:
-            await self._journal(request, resolved, activation_id)
+            pending = await self._journal_entry(request, resolved, activation_id)
+            if request.blocking:
+                # Nothing is acknowledged before the response, which waits for the terminal record:
+                # the journal row is written alongside the run (and dropped if the run finishes
+                # first), so a blocking invoke waits for one commit, not two.
+                journalled = self._recorder.accept_nowait(pending)
+            else:
+                await self._recorder.accept(pending)
+                journalled = None
         except StoreError as exc:
-            if not request.blocking:
-                self._throttle.finished(namespace)
-                if isinstance(exc, StorageFullError):
-                    raise
-                raise ServiceUnavailableError("The activation could not be recorded; retry later.") from None
-            # Degraded (full disk): a blocking invoke of an existing action still runs and answers;
-            # its record stays readable in memory and is committed once the store takes writes.
-            log.warning("invoke.not_journalled", activation_id=activation_id, error=type(exc).__name__)
+            self._throttle.finished(namespace)
+            if isinstance(exc, StorageFullError):
+                raise
+            raise ServiceUnavailableError("The activation could not be recorded; retry later.") from None
         except BaseException:
             self._throttle.finished(namespace)
             raise
-        return await self._start(request, resolved, params, activation_id, 1)
+        return await self._start(request, resolved, params, activation_id, 1, journalled)
 
     async def _start(
         self,
@@ -255,6 +259,7 @@ class InvokeService:
         params: dict[str, JSON],
         activation_id: str,
         attempt: int,
+        journalled: asyncio.Future[None] | None = None,
     ) -> InvokeResult:
         task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None, attempt))
         self._tasks.add(task)
@@ -264,11 +269,17 @@ class InvokeService:
         # asyncio.wait leaves the task running on timeout (the activation carries on and is recorded).
         done, _pending = await asyncio.wait((task,), timeout=request.wait_ms / 1000)
         if not done:
+            if journalled is not None:
+                # Invariant: the 202 after the blocking wait is an acknowledgement too: the
+                # journal row is committed first (StorageFullError → 507; the run carries on).
+                await journalled
             return InvokeResult(activation_id, None)
         return InvokeResult(activation_id, task.result())
 
-    async def _journal(self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str) -> None:
-        """Journal the accepted activation; its whole request is one sealed box.
+    async def _journal_entry(
+        self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str
+    ) -> PendingActivation:
+        """The journal row of an accepted activation; its whole request is one sealed box.
 
         The box (AES-256-GCM under the namespace's data key) is bound to (namespace,
         "activations", activation id, "request"): parameters are never stored in plaintext, and a
@@ -302,9 +313,7 @@ class InvokeService:
             "subject": identity.subject,
             "cause": request.cause,
         }
-        await self._recorder.accept(
-            PendingActivation(activation_id, identity.namespace, self._clock.now_ms(), request.blocking, 1, doc)
-        )
+        return PendingActivation(activation_id, identity.namespace, self._clock.now_ms(), request.blocking, 1, doc)
 
     async def recover(self) -> dict[str, int]:
         """Start-up: end every activation an earlier process accepted but did not record.
