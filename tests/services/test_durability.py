@@ -244,3 +244,30 @@ def test_a_journal_row_edited_behind_the_platform_is_closed_not_run(tmp_path):
         assert events.status_code == 200
         assert any(e.get("type") == "secret.decrypt_failed" for e in events.json())
     assert [call[1] for call in runner.calls] == [{"x": 2}]  # only the untouched one re-ran
+
+
+def test_an_operator_change_outside_http_commits_its_entry_with_it(tmp_path):
+    """``AuditLog.changing`` (for operator commands): the entry commits with the change, or not at all."""
+    from stockade.services import AuditEvent
+    from stockade.store import Put
+
+    keys: dict[str, str] = {}
+    db = tmp_path / "db.sqlite"
+    app = _app(tmp_path, db, InProcessRunner(), keys, bootstrap=True)
+    with TestClient(app) as client:
+        services = app.state.services
+
+        async def change():
+            event = AuditEvent("guest", "operator", "admin.test", "/x", "200")
+            async with services.audit.changing(lambda: event) as intent:
+                await services.store.apply([Put("guest", "x", "actions", {"v": 1}, 1)])
+            assert intent.committed
+            async with services.audit.changing(lambda: event) as untouched:
+                await services.store.get_entity("guest", "x")  # a read: nothing committed
+            assert not untouched.committed
+
+        client.portal.call(change)
+        h = _auth(keys)
+        entries = client.get("/api/v1/namespaces/_/audit?limit=1000", headers=h).json()
+        assert [e["action"] for e in entries if e["action"] == "admin.test"] == ["admin.test"]
+        assert client.get("/api/v1/namespaces/_/audit/verify", headers=h).json()["ok"] is True

@@ -29,7 +29,7 @@ from stockade.domain import JSON, Clock
 from stockade.errors import ConflictError, StorageFullError
 from stockade.security import DataKey
 from stockade.services.vault import ParameterVault
-from stockade.store import AuditIntent, AuditRecord, OutboxEntry, Store
+from stockade.store import AUDIT_INTENT, AuditIntent, AuditRecord, OutboxEntry, Store
 
 __all__ = ["PLATFORM_CHAIN", "AuditEvent", "AuditLog", "Verification"]
 
@@ -152,6 +152,20 @@ class AuditLog:
         """A change committed its entry to the outbox: chain it soon."""
         self._outbox_dirty = True
         self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def changing(self, make_event: Callable[[], AuditEvent]) -> AsyncIterator[AuditIntent]:
+        """Commit ``make_event()``'s entry with the first change the block makes (for callers
+        outside the HTTP edge, e.g. operator commands); ``intent.committed`` says whether it did.
+        """
+        intent = await self.change_intent(make_event)
+        token = AUDIT_INTENT.set(intent)
+        try:
+            yield intent
+        finally:
+            AUDIT_INTENT.reset(token)
+            if intent.committed:
+                self.outbox_written()
 
     async def _drain_outbox(self) -> None:
         """Move committed outbox entries into their chains (one transaction per batch)."""

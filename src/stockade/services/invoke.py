@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, final
+from typing import Any, Literal, final
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -51,7 +51,18 @@ from stockade.security.authz import Permission
 from stockade.security.tokens import ActionTokens, TokenClaims
 from stockade.services.activations import ActivationRecorder
 from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.journal import (
+    GAVE_UP_MESSAGE,
+    INTERRUPTED_BLOCKING_MESSAGE,
+    MAX_ATTEMPTS,
+    NOT_RERUN_MESSAGE,
+    identity_from_json,
+    interrupted_activation,
+    journal_entry,
+    request_context,
+)
 from stockade.services.monitoring import ActivationMonitor
+from stockade.services.runner import ActionRunner
 from stockade.services.schemas import SchemaCache
 from stockade.services.secrets import SecretService
 from stockade.services.throttle import Throttle
@@ -59,8 +70,6 @@ from stockade.services.vault import ParameterVault
 from stockade.store import PendingActivation
 
 __all__ = [
-    "INTERRUPTED_BLOCKING_MESSAGE",
-    "MAX_ATTEMPTS",
     "SEALED_MESSAGE",
     "ActionRunner",
     "InvokeRequest",
@@ -69,16 +78,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger("stockade.invoke")
-
-# Recovery (docs/design/durability.md): non-blocking activations are re-run at most this many
-# times in all; blocking ones are never re-run.
-MAX_ATTEMPTS = 3
-INTERRUPTED_BLOCKING_MESSAGE = (
-    "The platform restarted while this blocking activation was in flight; "
-    "blocking activations are not re-run (at most once)."
-)
-GAVE_UP_MESSAGE = "The platform restarted while this activation was in flight {n} times; it was not run again."
-NOT_RERUN_MESSAGE = "The platform restarted while this activation was in flight and could not re-run it: {reason}"
 
 SEALED_MESSAGE = "Request defines parameters that are not allowed (e.g., reserved properties)."
 # Arguments only the platform sets on web requests.
@@ -89,41 +88,6 @@ RESERVED_WEB_KEYS = frozenset({"__ow_method", "__ow_headers", "__ow_path", "__ow
 #   "web":   every bound parameter is sealed, and the reserved __ow_* keys cannot be supplied;
 #   "none":  no check (raw web actions, sequence components).
 SealMode = Literal["final", "web", "none"]
-
-
-class RunOutcomeLike(Protocol):
-    """What an invoker reports about one run."""
-
-    @property
-    def response(self) -> ActivationResponse: ...
-    @property
-    def logs(self) -> list[str]: ...
-    @property
-    def start_ms(self) -> int: ...
-    @property
-    def end_ms(self) -> int: ...
-    @property
-    def init_time_ms(self) -> int | None: ...
-    @property
-    def wait_time_ms(self) -> int: ...
-    @property
-    def timed_out(self) -> bool: ...
-    @property
-    def findings(self) -> tuple[str, ...]: ...
-
-
-class ActionRunner(Protocol):
-    """Runs one atomic action (the invoker, or a remote dispatcher in scale-out)."""
-
-    async def run_action(
-        self,
-        action: Action,
-        params: dict[str, JSON],
-        init_env: dict[str, str],
-        activation_env: dict[str, str],
-        activation_id: str,
-    ) -> RunOutcomeLike:
-        """Run ``action`` once with ``params``."""
 
 
 @final
@@ -279,41 +243,7 @@ class InvokeService:
     async def _journal_entry(
         self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str
     ) -> PendingActivation:
-        """The journal row of an accepted activation; its whole request is one sealed box.
-
-        The box (AES-256-GCM under the namespace's data key) is bound to (namespace,
-        "activations", activation id, "request"): parameters are never stored in plaintext, and a
-        row edited behind the platform's back (identity, action, blocking, another row's box)
-        fails to open and is closed, not run.
-        """
-        identity = request.identity
-        action = resolved.action
-        body: dict[str, JSON] = {
-            "identity": {
-                "subject": identity.subject,
-                "namespace": identity.namespace,
-                "keyUuid": identity.key_uuid,
-                "kind": identity.kind,
-                "scope": list(identity.scope) if identity.scope is not None else None,
-                "role": identity.role,
-            },
-            "path": request.path.fqn,
-            "params": dict(request.params),
-            "blocking": request.blocking,
-            "seal": request.seal,
-            "supplied": sorted(request.supplied_keys) if request.supplied_keys is not None else None,
-            "cause": request.cause,
-            "transactionId": request.transaction_id,
-        }
-        context = (identity.namespace, "activations", activation_id, "request")
-        doc: dict[str, JSON] = {
-            "request": dict(await self._vault.seal_json(identity.namespace, context, body)),
-            # Plain metadata, enough to close the activation when the request cannot be opened.
-            "action": {"name": action.path.name, "version": action.version, "entityPath": action.path.relative},
-            "subject": identity.subject,
-            "cause": request.cause,
-        }
-        return PendingActivation(activation_id, identity.namespace, self._clock.now_ms(), request.blocking, 1, doc)
+        return await journal_entry(self._vault, self._clock.now_ms(), request, resolved.action, activation_id)
 
     async def recover(self) -> dict[str, int]:
         """Start-up: end every activation an earlier process accepted but did not record.
@@ -340,49 +270,16 @@ class InvokeService:
                     counts["rerun"] += 1
 
     async def _close_interrupted(self, pending: PendingActivation, message: str) -> None:
-        doc = pending.doc
-        action = doc.get("action")
-        action = action if isinstance(action, dict) else {}
-        cause = doc.get("cause")
-        now = self._clock.now_ms()
         log.warning("invoke.interrupted_closed", activation_id=pending.activation_id, attempts=pending.attempts)
-        await self._recorder.finish(
-            Activation(
-                activation_id=pending.activation_id,
-                namespace=pending.namespace,
-                subject=str(doc.get("subject") or ""),
-                name=str(action.get("name") or "unknown"),
-                version=str(action.get("version") or "0.0.1"),
-                start=pending.accepted_ms,
-                end=max(now, pending.accepted_ms),
-                response=ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, message),
-                annotations=(
-                    KeyValue("path", str(action.get("entityPath") or "")),
-                    KeyValue("attempts", pending.attempts),
-                ),
-                cause=cause if isinstance(cause, str) else None,
-                entity_path=str(action.get("entityPath") or ""),
-            )
-        )
+        await self._recorder.finish(interrupted_activation(pending, message, self._clock.now_ms()))
 
     async def _open_request(self, pending: PendingActivation) -> InvokeRequest:
         """The journalled request, opened (CryptoError when the row was tampered with)."""
-        context = (pending.namespace, "activations", pending.activation_id, "request")
+        context = request_context(pending.namespace, pending.activation_id)
         body = await self._vault.open_json(context, pending.doc["request"])
         if not isinstance(body, dict):
             raise InternalError()
-        raw = body["identity"]
-        assert isinstance(raw, dict)
-        scope = raw.get("scope")
-        role = raw.get("role")
-        identity = Identity(
-            subject=str(raw["subject"]),
-            namespace=str(raw["namespace"]),
-            key_uuid=str(raw.get("keyUuid") or ""),
-            kind=raw.get("kind") or "key",
-            scope=tuple(str(s) for s in scope) if isinstance(scope, list) else None,
-            role=role if isinstance(role, str) else None,
-        )
+        identity = identity_from_json(body.get("identity"))
         params = body.get("params")
         supplied = body.get("supplied")
         cause = body.get("cause")
