@@ -1,7 +1,7 @@
 """Reliability harness (``make reliability``): faults against a real ``stockade up`` on loopback.
 
 Scenarios, each bounded in time:
-- crash: mixed traffic (non-blocking and blocking invokes, entity writes), ``kill -9`` of the
+- crash: mixed traffic (non-blocking and blocking invokes, a stream of entity writes), ``kill -9`` of the
   server's process group at a random moment, restart; then every acknowledged activation must
   have exactly one terminal record and every acknowledged change its entity and audit entry;
 - burst: many concurrent invokes at once; no 5xx, every accepted one recorded;
@@ -186,26 +186,27 @@ async def _traffic(server: Server, round_: CrashRound, non_blocking: int, blocki
             else:
                 round_.refused += 1
 
-        async def write(i: int) -> None:
-            await asyncio.sleep(random.uniform(0, 0.8))
-            tid = f"rel-{tag}-{i}"
-            name = f"w-{tag}-{i}"
-            try:
-                r = await client.put(
-                    f"/api/v1/namespaces/_/actions/{name}",
-                    json={"exec": {"kind": "python:3", "code": SLEEPY}},
-                    headers={"X-Request-ID": tid},
-                )
-            except httpx.HTTPError:
-                round_.dropped += 1
-                return
-            if r.status_code == 200:
-                round_.changes.append((name, tid))
+        async def writer(i: int) -> None:
+            # Changes keep coming until the kill: the last ones are acknowledged moments before it.
+            for j in range(300):
+                tid = f"rel-{tag}-{i}-{j}"
+                name = f"w-{tag}-{i}-{j}"
+                try:
+                    r = await client.put(
+                        f"/api/v1/namespaces/_/actions/{name}",
+                        json={"exec": {"kind": "python:3", "code": SLEEPY}},
+                        headers={"X-Request-ID": tid},
+                    )
+                except httpx.HTTPError:
+                    round_.dropped += 1
+                    return
+                if r.status_code == 200:
+                    round_.changes.append((name, tid))
 
         await asyncio.gather(
             *(invoke(i, False) for i in range(non_blocking)),
             *(invoke(i, True) for i in range(blocking)),
-            *(write(i) for i in range(writes)),
+            *(writer(i) for i in range(writes)),
             return_exceptions=True,
         )
 
@@ -500,7 +501,7 @@ def run(fast: bool, only: list[str] | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="stockade-reliability-") as tmp:
         work = Path(tmp)
         plan = {
-            "crash": lambda: scenario_crash(work, 1 if fast else 3, 30 if fast else 100, 6 if fast else 20, 10),
+            "crash": lambda: scenario_crash(work, 1 if fast else 3, 30 if fast else 100, 6 if fast else 20, 4),
             "burst": lambda: scenario_burst(work, 200 if fast else 2000),
             "full_disk": lambda: scenario_full_disk(work),
             "limits": lambda: scenario_limits(work, 600 if fast else 120, 15 if fast else 65),

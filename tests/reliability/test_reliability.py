@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.timeout(300)
 def test_kill_9_during_mixed_traffic_loses_no_acknowledged_activation_change_or_audit_entry(tmp_path):
-    figures = scenario_crash(tmp_path, kills=1, non_blocking=30, blocking=6, writes=10)
+    figures = scenario_crash(tmp_path, kills=1, non_blocking=30, blocking=6, writes=4)
     assert figures["crash.activations_accepted"] > 0
     assert figures["crash.activations_lost"] == 0
     assert figures["crash.activations_duplicated"] == 0
