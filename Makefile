@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test check bench clean
+.PHONY: install system-deps run test check bench reliability clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/install
 	./scripts/install
@@ -24,6 +24,10 @@ check: install
 
 bench: install
 	./scripts/bench
+
+# Faults against a real server on loopback (kill -9, full disk, bursts, limits); one line per figure.
+reliability: install
+	./scripts/reliability
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

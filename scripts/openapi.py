@@ -49,7 +49,17 @@ def spec() -> dict[str, object]:
             },
             "responses": {
                 "OpenWhiskError": {
-                    "description": "OpenWhisk error envelope",
+                    "description": (
+                        "OpenWhisk error envelope. Every 429 carries Retry-After (seconds); 507 when the "
+                        "store cannot take writes (full disk, read-only), while reads and blocking invokes "
+                        "of existing actions keep working."
+                    ),
+                    "headers": {
+                        "Retry-After": {
+                            "description": "On 429: seconds until a retry can succeed",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
                     "content": {
                         "application/json": {
                             "schema": {

@@ -21,6 +21,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PlatformError",
     "ServiceUnavailableError",
+    "StorageFullError",
     "StoreError",
     "ThrottledError",
     "UnauthenticatedError",
@@ -133,6 +134,11 @@ class ThrottledError(PlatformError):
     exit_code = 6
     default_message = "Too many requests."
 
+    def __init__(self, message: str | None = None, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        # Every 429 carries a Retry-After header: seconds until a retry can succeed.
+        self.retry_after_s = max(1, int(retry_after_s))
+
 
 class InternalError(PlatformError):
     """A platform fault (500); the message never carries internals."""
@@ -154,6 +160,15 @@ class IntegrityError(PlatformError):
         "The action failed its integrity check: what is stored differs from what was deployed, so it was "
         "not run. The event was recorded; redeploy the action (delete and create it) after investigating."
     )
+
+
+class StorageFullError(StoreError):
+    """The store refuses writes (disk full, read-only): 507; reads and runs keep working."""
+
+    status = 507
+    code = "insufficient_storage"
+    exit_code = 7
+    default_message = "The platform cannot store this change now (its storage is full or read-only); retry later."
 
 
 class ServiceUnavailableError(PlatformError):

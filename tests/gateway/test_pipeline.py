@@ -138,7 +138,7 @@ def test_the_owners_namespace_throttle_applies_with_openwhisk_messages(api_facto
     r = gw.call("GET", "/shop/items")
     assert r.status_code == 429
     assert r.json()["error"] == "Too many requests in the last minute (count: 3, allowed: 2)."
-    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert 1 <= int(r.headers["retry-after"]) <= 61  # the sliding window spans 61 one-second buckets
     assert gw.runs() == 2
 
 

@@ -91,11 +91,16 @@ def create_app(platform: Platform) -> Starlette:
             log.error("startup.refused", reason=exc.message)
             await platform.store.close()
             raise
+        await services.throttle.restore(platform.store)
         services.recorder.start()
         services.monitoring.start()
-        services.audit.start()
+        await services.audit.start_durable()
         services.epoch.start()
         await services.limits.reload()
+        # Every activation an earlier process accepted ends in exactly one terminal record.
+        recovered = await services.invoke.recover()
+        if any(recovered.values()):
+            log.warning("startup.recovered_activations", **recovered)
         services.advisory_sync.start()
         for hook in platform.on_open:
             await hook(services)

@@ -6,8 +6,11 @@ performance are unaffected.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import secrets
+from typing import Any
 from urllib.parse import quote, unquote
 
 import structlog
@@ -17,6 +20,7 @@ from stockade.api.problems import error_response
 from stockade.errors import InternalError
 from stockade.security.sources import client_address, parse_networks
 from stockade.services.audit import PLATFORM_CHAIN, AuditEvent
+from stockade.store import AUDIT_INTENT
 
 __all__ = ["ApiMiddleware"]
 
@@ -47,43 +51,93 @@ def transaction_id_for(scope: Scope) -> str:
 _CHANGING_POSTS = frozenset({"rules", "secrets", "roles", "keys", "policy"})
 
 
-def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
-    """Record control-plane changes and every refusal (401 on web actions, 403, 429) in the audit log."""
+def is_change(scope: Scope) -> bool:
+    """A control-plane change: PUT or DELETE on /api/v1/namespaces/..., or a changing POST."""
     parts = scope["path"].split("/")
-    # /api/v1/namespaces/{ns}/{collection}/... or /api/v1/web/{ns}/...
-    if len(parts) < 5 or parts[1:3] != ["api", "v1"] or parts[3] not in ("namespaces", "web"):
-        return
+    if len(parts) < 5 or parts[1:3] != ["api", "v1"] or parts[3] != "namespaces":
+        return False
+    method: str = scope["method"]
+    collection = parts[5] if len(parts) > 5 else ""
+    return method in ("PUT", "DELETE") or (method == "POST" and collection in _CHANGING_POSTS)
+
+
+def audit_event(scope: Scope, status: int, transaction_id: str) -> AuditEvent:
+    """The audit entry of this request with ``status`` as its outcome."""
+    parts = scope["path"].split("/")
     method: str = scope["method"]
     is_web = parts[3] == "web"
     collection = parts[5] if len(parts) > 5 else ""
-    changes = not is_web and (method in ("PUT", "DELETE") or (method == "POST" and collection in _CHANGING_POSTS))
-    refused = status in (403, 429) or (is_web and status == 401)
-    if not changes and not refused:
-        return
-    app = scope.get("app")
-    services = getattr(getattr(app, "state", None), "services", None)
-    if services is None:
-        return
     state = scope.get("state", {})
     identity = state.get("identity")
     namespace = parts[4]
     if namespace == "_":
         namespace = identity.namespace if identity is not None else PLATFORM_CHAIN
-    client = scope.get("client")
-    forwarded = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"), None)
-    trusted = parse_networks(services.settings.auth.trusted_proxies)
-    source = client_address(client[0] if client else "", forwarded, trusted)
-    services.audit.record(
-        AuditEvent(
-            namespace=namespace,
-            actor=identity.subject if identity is not None else "anonymous",
-            action=f"{method} {'web' if is_web else collection}",
-            resource=scope["path"],
-            outcome=str(status),
-            source=source,
-            details={"transactionId": transaction_id},
-        )
+    return AuditEvent(
+        namespace=namespace,
+        actor=identity.subject if identity is not None else "anonymous",
+        action=f"{method} {'web' if is_web else collection}",
+        resource=scope["path"],
+        outcome=str(status),
+        source=_source(scope),
+        details={"transactionId": transaction_id},
     )
+
+
+def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
+    """Record control-plane changes and every refusal (401 on web actions, 403, 429) in the audit log
+    (written behind: a change that committed already has its entry, see ApiMiddleware)."""
+    parts = scope["path"].split("/")
+    # /api/v1/namespaces/{ns}/{collection}/... or /api/v1/web/{ns}/...
+    if len(parts) < 5 or parts[1:3] != ["api", "v1"] or parts[3] not in ("namespaces", "web"):
+        return
+    is_web = parts[3] == "web"
+    refused = status in (403, 429) or (is_web and status == 401)
+    if not is_change(scope) and not refused:
+        return
+    services = _services(scope)
+    if services is None:
+        return
+    services.audit.record(audit_event(scope, status, transaction_id))
+
+
+def _source(scope: Scope) -> str:
+    """The client address, from forwarded headers only when the peer is a trusted proxy."""
+    client = scope.get("client")
+    peer = client[0] if client else ""
+    services = _services(scope)
+    if services is None:
+        return peer
+    forwarded = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"), None)
+    return client_address(peer, forwarded, parse_networks(services.settings.auth.trusted_proxies))
+
+
+def _services(scope: Scope) -> Any:
+    app = scope.get("app")
+    return getattr(getattr(app, "state", None), "services", None)
+
+
+# A refused body (413) is read and discarded up to these bounds before the answer, so that a
+# client still sending can read it; past them the connection is closed (an abusive client).
+_DRAIN_MAX_BYTES = 64 * 1024 * 1024
+_DRAIN_MAX_S = 15.0
+
+
+async def _drain(receive: Receive) -> None:
+    """Read what the client is still sending of its body (bounded), so the answer is readable."""
+    received = 0
+
+    async def loop() -> None:
+        nonlocal received
+        while received < _DRAIN_MAX_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(loop(), _DRAIN_MAX_S)
 
 
 _PACKAGED_NS = re.compile(rb"\A/api/v1/namespaces/([^/]*%2[Ff][^/]*)/actions(/[^/]*)?\Z")
@@ -140,6 +194,17 @@ class ApiMiddleware:
             return
         started = False
         status = 500
+        body_done = False
+        expects_continue = any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in scope.get("headers", ())
+        )
+
+        async def receive_tracked() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started, status
@@ -147,10 +212,24 @@ class ApiMiddleware:
                 started = True
                 status = int(message["status"])
                 message["headers"] = [*message.get("headers", []), *extra]
+                if status == 413 and not body_done:
+                    # Invariant: a 413 is readable by a client still sending; a client that
+                    # waits for 100-continue sends nothing more, so there is nothing to read.
+                    if not expects_continue:
+                        await _drain(receive)
+                    message["headers"].append((b"connection", b"close"))
             await send(message)
 
+        intent = None
+        token = None
+        services = _services(scope) if is_change(scope) else None
+        if services is not None:
+            # Invariant: a change's audit entry commits in the change's own transaction (the
+            # store adds it to the first write of a change table made by this request's task).
+            intent = await services.audit.change_intent(lambda: audit_event(scope, 200, tid))
+            token = AUDIT_INTENT.set(intent)
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive_tracked, send_with_headers)
         except Exception:
             log.exception("api.unhandled_error", transaction_id=tid)
             if started:
@@ -158,4 +237,11 @@ class ApiMiddleware:
             response = error_response(InternalError(), tid)
             await response(scope, receive, send_with_headers)
         finally:
-            audit_request(scope, status, tid)
+            if token is not None:
+                AUDIT_INTENT.reset(token)
+            if intent is not None and services is not None and intent.committed:
+                services.audit.outbox_written()
+                if status != 200:  # committed, yet the request ended otherwise: say so too
+                    audit_request(scope, status, tid)
+            else:
+                audit_request(scope, status, tid)

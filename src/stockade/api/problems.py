@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from stockade.errors import InternalError, PlatformError
+from stockade.errors import InternalError, PlatformError, ThrottledError
 
 __all__ = ["JsonResponse", "error_response"]
 
@@ -27,7 +27,9 @@ class JsonResponse(Response):
 def error_response(exc: PlatformError, transaction_id: str, headers: dict[str, str] | None = None) -> JsonResponse:
     """The OpenWhisk error envelope for ``exc``; 401s carry the Basic challenge."""
     extra = dict(headers or {})
-    if exc.status >= 500 and exc.status not in (502, 503):
+    if isinstance(exc, ThrottledError):
+        extra.setdefault("Retry-After", str(exc.retry_after_s))
+    if exc.status >= 500 and exc.status not in (502, 503, 507):
         # Invariant: clients never see internals; the detail was logged where it was raised.
         # 502 (IntegrityError: the action was refused) and 503 carry messages written for clients.
         exc = InternalError()

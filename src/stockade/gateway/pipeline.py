@@ -424,15 +424,12 @@ class Gateway:
 
     def _error(self, request: GatewayRequest, progress: _Progress, exc: PlatformError) -> GatewayResponse:
         # Invariant: clients never see internals; the detail was logged where it was raised.
-        message = "There was an internal server error." if exc.status >= 500 and exc.status != 503 else exc.message
+        message = (
+            "There was an internal server error." if exc.status >= 500 and exc.status not in (503, 507) else exc.message
+        )
         headers = [("content-type", "application/json")]
-        if isinstance(exc, RetryLaterError):
+        if isinstance(exc, ThrottledError):
             headers.append(("retry-after", str(exc.retry_after_s)))
-        elif isinstance(exc, ThrottledError):
-            # The namespace's OpenWhisk throttles: per-minute buckets, or a concurrency slot.
-            minute = "minute" in exc.message
-            now_s = self._services.clock.now_ms() // 1000
-            headers.append(("retry-after", str(60 - now_s % 60 if minute else 1)))
         if isinstance(exc, MethodNotAllowedError):
             headers.append(("allow", ", ".join(exc.verbs)))
         if exc.status == 401 and progress.route is not None:

@@ -194,6 +194,7 @@ def build_services(
         store,
         batch_size=settings.store.activation_batch_size,
         flush_interval_ms=settings.store.activation_flush_interval_ms,
+        now_ms=clock.now_ms,
     )
     limit_overrides = LimitOverrides(store, clock, epoch)
     throttle = Throttle(
@@ -203,6 +204,7 @@ def build_services(
         fires_per_minute=limits.fires_per_minute,
         overrides=limit_overrides.get,
     )
+    recorder.rates = throttle  # accepted counts ride in the journal's group commits
     secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access, audit=audit)
     invoke = InvokeService(
         catalog,

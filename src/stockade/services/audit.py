@@ -3,8 +3,13 @@
 One chain per namespace (``""`` for platform-wide events such as failed logins). Each entry's
 MAC is HMAC-SHA256 over the previous MAC and the entry, under an audit key that lives with the
 master-key-wrapped data keys (not in the rows), so a database writer cannot forge a consistent
-chain. Entries are written behind in batches; verification walks a chain and names the first
-altered, removed or reordered entry. Nobody can edit entries through the API.
+chain. Verification walks a chain and names the first altered, removed or reordered entry.
+Nobody can edit entries through the API.
+
+A change's entry commits in the change's own transaction (``change_intent``: the store puts it
+in ``audit_outbox``, sealed by its own MAC), and the writer then moves outbox entries into their
+chains, so no committed change lacks its entry, even across a crash. Other events (refusals,
+failed logins) are written behind in batches (``record``).
 """
 
 from __future__ import annotations
@@ -14,17 +19,17 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, final
+from typing import Any, Protocol, final
 
 import structlog
 
 from stockade.domain import JSON, Clock
-from stockade.errors import ConflictError
+from stockade.errors import ConflictError, StorageFullError
 from stockade.security import DataKey
 from stockade.services.vault import ParameterVault
-from stockade.store import AccessStore, AuditRecord
+from stockade.store import AUDIT_INTENT, AccessStore, AuditIntent, AuditRecord, JournalStore, OutboxEntry
 
 __all__ = ["PLATFORM_CHAIN", "AuditEvent", "AuditLog", "Verification"]
 
@@ -77,18 +82,39 @@ class Verification:
         }
 
 
+def _entry(event: AuditEvent, key_id: str) -> dict[str, JSON]:
+    return {
+        "actor": event.actor,
+        "action": event.action,
+        "resource": event.resource,
+        "outcome": event.outcome,
+        "source": event.source,
+        "details": event.details,
+        "kid": key_id,
+    }
+
+
 def _canonical(seq: int, at: int, entry: dict[str, JSON]) -> bytes:
     return json.dumps({"seq": seq, "at": at, "entry": entry}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _outbox_mac(key: bytes, chain: str, at: int, entry: dict[str, JSON]) -> str:
+    body = json.dumps({"chain": chain, "at": at, "entry": entry}, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, b"outbox\n" + body, hashlib.sha256).hexdigest()
 
 
 def _mac(key: bytes, prev: str, seq: int, at: int, entry: dict[str, JSON]) -> str:
     return hmac.new(key, prev.encode() + b"\n" + _canonical(seq, at, entry), hashlib.sha256).hexdigest()
 
 
+class AuditStore(AccessStore, JournalStore, Protocol):
+    """What the audit log uses: the chains (access store) and the outbox (journal store)."""
+
+
 class AuditLog:
     """Append (written behind, in order per chain), read, verify, export."""
 
-    def __init__(self, store: AccessStore, vault: ParameterVault, clock: Clock, *, flush_interval_ms: int = 50) -> None:
+    def __init__(self, store: AuditStore, vault: ParameterVault, clock: Clock, *, flush_interval_ms: int = 50) -> None:
         self._store = store
         self._vault = vault
         self._clock = clock
@@ -98,10 +124,101 @@ class AuditLog:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._lock = asyncio.Lock()
+        self._outbox_dirty = False
+        self._outbox_checked = 0.0
 
     def start(self) -> None:
         """Start the background writer."""
         self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def start_durable(self) -> None:
+        """Chain what an earlier process committed to the outbox, then start the writer."""
+        await self._drain_outbox()
+        self.start()
+
+    async def change_intent(self, make_event: Callable[[], AuditEvent]) -> AuditIntent:
+        """The entry a changing request commits with its change (``make_event`` is called then).
+
+        Install it in ``stockade.store.AUDIT_INTENT`` for the request's task.
+        """
+        key = await self._key()
+        clock = self._clock
+
+        def make() -> tuple[str, int, dict[str, JSON], str]:
+            event = make_event()
+            at = clock.now_ms()
+            entry = _entry(event, key.key_id)
+            return event.namespace, at, entry, _outbox_mac(key.key, event.namespace, at, entry)
+
+        return AuditIntent(make)
+
+    def outbox_written(self) -> None:
+        """A change committed its entry to the outbox: chain it soon."""
+        self._outbox_dirty = True
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def changing(self, make_event: Callable[[], AuditEvent]) -> AsyncIterator[AuditIntent]:
+        """Commit ``make_event()``'s entry with the first change the block makes (for callers
+        outside the HTTP edge, e.g. operator commands); ``intent.committed`` says whether it did.
+        """
+        intent = await self.change_intent(make_event)
+        token = AUDIT_INTENT.set(intent)
+        try:
+            yield intent
+        finally:
+            AUDIT_INTENT.reset(token)
+            if intent.committed:
+                self.outbox_written()
+
+    async def _drain_outbox(self) -> None:
+        """Move committed outbox entries into their chains (one transaction per batch)."""
+        async with self._lock:
+            self._outbox_dirty = False
+            await self._drain_outbox_locked()
+
+    async def _drain_outbox_locked(self) -> None:
+        for _batch in range(100):
+            rows = await self._store.list_audit_outbox(500)
+            if not rows:
+                return
+            for _attempt in range(10):
+                try:
+                    await self._chain_outbox(rows)
+                    break
+                except ConflictError:
+                    rows = await self._store.list_audit_outbox(500)
+                    if not rows:
+                        return
+            else:
+                raise ConflictError("audit outbox is too contended to chain")
+
+    async def _chain_outbox(self, rows: list[OutboxEntry]) -> None:
+        key = await self._key()
+        records: list[AuditRecord] = []
+        by_chain: dict[str, list[OutboxEntry]] = {}
+        for row in rows:
+            by_chain.setdefault(row.chain, []).append(row)
+        for chain, items in by_chain.items():
+            tail = await self._store.audit_tail(chain)
+            seq, prev = (tail.seq, tail.mac) if tail else (0, _GENESIS)
+            for row in items:
+                entry = dict(row.entry)
+                sealed_by = str(entry.get("kid", ""))
+                try:
+                    outbox_key = key.key if sealed_by == key.key_id else (await self._vault.data_key("", sealed_by)).key
+                    intact = hmac.compare_digest(_outbox_mac(outbox_key, row.chain, row.at, row.entry), row.mac)
+                except Exception:
+                    intact = False
+                if not intact:
+                    # Altered between its commit and its chaining: chained anyway, and flagged.
+                    log.error("audit.outbox_tampered", chain=chain, outbox_id=row.id)
+                    entry["tampered"] = True
+                entry["kid"] = key.key_id
+                seq += 1
+                prev = _mac(key.key, prev, seq, row.at, entry)
+                records.append(AuditRecord(chain, seq, row.at, entry, prev))
+        await self._store.chain_audit_outbox(records, [row.id for row in rows])
 
     def record(self, event: AuditEvent) -> None:
         """Queue an event (never blocks the caller)."""
@@ -118,7 +235,15 @@ class AuditLog:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
             self._wake.clear()
             try:
+                now = self._clock.monotonic()
+                if self._outbox_dirty or now - self._outbox_checked > 1.0:
+                    self._outbox_checked = now
+                    await self._drain_outbox()
                 await self.flush()
+            except StorageFullError:
+                # Kept queued (and committed outbox entries stay there) until space returns.
+                log.warning("audit.flush_deferred", reason="storage full or read-only", pending=len(self._queue))
+                await asyncio.sleep(0.5)
             except Exception:
                 log.exception("audit.flush_failed", pending=len(self._queue))
                 await asyncio.sleep(0.5)
@@ -150,15 +275,7 @@ class AuditLog:
             records = []
             for at, event in items:
                 seq += 1
-                entry: dict[str, JSON] = {
-                    "actor": event.actor,
-                    "action": event.action,
-                    "resource": event.resource,
-                    "outcome": event.outcome,
-                    "source": event.source,
-                    "details": event.details,
-                    "kid": key.key_id,
-                }
+                entry = _entry(event, key.key_id)
                 prev = _mac(key.key, prev, seq, at, entry)
                 records.append(AuditRecord(chain, seq, at, entry, prev))
             try:
@@ -175,17 +292,21 @@ class AuditLog:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        with contextlib.suppress(Exception):
+            await self._drain_outbox()
         await self.flush()
 
     async def entries(
         self, chain: str, *, since_seq: int = 0, limit: int = 1000, since_ms: int | None = None
     ) -> list[AuditRecord]:
         """Entries of a chain in order (pending ones flushed first)."""
+        await self._drain_outbox()
         await self.flush()
         return await self._store.list_audit(chain, since_seq=since_seq, limit=limit, since_ms=since_ms)
 
     async def iterate(self, chain: str, page: int = 1000) -> AsyncIterator[AuditRecord]:
         """Every entry of a chain, in order."""
+        await self._drain_outbox()
         await self.flush()
         since = 0
         while True:
@@ -214,6 +335,8 @@ class AuditLog:
                 except Exception:
                     problems.append(f"entry {record.seq} names an unknown audit key")
                     keys[kid] = b""
+            if record.entry.get("tampered") is True:
+                problems.append(f"entry {record.seq} was altered before it was chained")
             if keys[kid] and not hmac.compare_digest(
                 _mac(keys[kid], prev, record.seq, record.at, record.entry), record.mac
             ):

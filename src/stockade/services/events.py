@@ -22,6 +22,7 @@ from typing import Protocol
 import structlog
 
 from stockade.domain import Clock
+from stockade.errors import StorageFullError
 from stockade.observability.alerts import Alert, AlertEngine, parse_rule
 from stockade.observability.events import EVENT_TYPES, SecurityEvent
 from stockade.observability.metrics import Metrics
@@ -153,6 +154,10 @@ class EventPipeline:
                 self._metrics.event_unstored("rate")
         try:
             await self._store.put_events(stored)
+        except StorageFullError:
+            log.warning("events.store_deferred", reason="storage full or read-only", count=len(stored))
+            for _ in stored:
+                self._metrics.event_unstored("store_error")
         except Exception:
             # Counted and logged by type only: the details stay out of the log on purpose.
             log.exception("events.store_failed", count=len(stored), types=sorted({e.type.value for e in stored}))

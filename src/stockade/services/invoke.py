@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, final
+from typing import Any, Literal, final
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -33,21 +33,49 @@ from stockade.domain import (
     parse_fqn,
     parse_policy,
 )
-from stockade.errors import BadRequestError, ConflictError, NotFoundError, PlatformError
+from stockade.errors import (
+    BadRequestError,
+    ConflictError,
+    InternalError,
+    NotFoundError,
+    PlatformError,
+    ServiceUnavailableError,
+    StorageFullError,
+    StoreError,
+)
 from stockade.observability.events import EventType, SecurityEvent, Severity
 from stockade.observability.tags import TAGS_ANNOTATION, tags_of
 from stockade.observability.tracing import Tracer, traced
+from stockade.security import CryptoError
 from stockade.security.authz import Permission
 from stockade.security.tokens import ActionTokens, TokenClaims
 from stockade.services.activations import ActivationRecorder
 from stockade.services.catalog import Catalog, ResolvedAction
+from stockade.services.journal import (
+    GAVE_UP_MESSAGE,
+    INTERRUPTED_BLOCKING_MESSAGE,
+    MAX_ATTEMPTS,
+    NOT_RERUN_MESSAGE,
+    identity_from_json,
+    interrupted_activation,
+    journal_entry,
+    request_context,
+)
 from stockade.services.monitoring import ActivationMonitor
+from stockade.services.runner import ActionRunner
 from stockade.services.schemas import SchemaCache
 from stockade.services.secrets import SecretService
 from stockade.services.throttle import Throttle
 from stockade.services.vault import ParameterVault
+from stockade.store import PendingActivation
 
-__all__ = ["SEALED_MESSAGE", "ActionRunner", "InvokeRequest", "InvokeResult", "InvokeService"]
+__all__ = [
+    "SEALED_MESSAGE",
+    "ActionRunner",
+    "InvokeRequest",
+    "InvokeResult",
+    "InvokeService",
+]
 
 log = structlog.get_logger("stockade.invoke")
 
@@ -60,41 +88,6 @@ RESERVED_WEB_KEYS = frozenset({"__ow_method", "__ow_headers", "__ow_path", "__ow
 #   "web":   every bound parameter is sealed, and the reserved __ow_* keys cannot be supplied;
 #   "none":  no check (raw web actions, sequence components).
 SealMode = Literal["final", "web", "none"]
-
-
-class RunOutcomeLike(Protocol):
-    """What an invoker reports about one run."""
-
-    @property
-    def response(self) -> ActivationResponse: ...
-    @property
-    def logs(self) -> list[str]: ...
-    @property
-    def start_ms(self) -> int: ...
-    @property
-    def end_ms(self) -> int: ...
-    @property
-    def init_time_ms(self) -> int | None: ...
-    @property
-    def wait_time_ms(self) -> int: ...
-    @property
-    def timed_out(self) -> bool: ...
-    @property
-    def findings(self) -> tuple[str, ...]: ...
-
-
-class ActionRunner(Protocol):
-    """Runs one atomic action (the invoker, or a remote dispatcher in scale-out)."""
-
-    async def run_action(
-        self,
-        action: Action,
-        params: dict[str, JSON],
-        init_env: dict[str, str],
-        activation_env: dict[str, str],
-        activation_id: str,
-    ) -> RunOutcomeLike:
-        """Run ``action`` once with ``params``."""
 
 
 @final
@@ -203,16 +196,128 @@ class InvokeService:
             raise
         activation_id = new_activation_id()
         self._throttle.started(namespace)
-        task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None))
+        try:
+            pending = await self._journal_entry(request, resolved, activation_id)
+            if request.blocking:
+                # Nothing is acknowledged before the response, which waits for the terminal record:
+                # the journal row is written alongside the run (and dropped if the run finishes
+                # first), so a blocking invoke waits for one commit, not two.
+                journalled = self._recorder.accept_nowait(pending)
+            else:
+                await self._recorder.accept(pending)
+                journalled = None
+        except StoreError as exc:
+            self._throttle.finished(namespace)
+            if isinstance(exc, StorageFullError):
+                raise
+            raise ServiceUnavailableError("The activation could not be recorded; retry later.") from None
+        except BaseException:
+            self._throttle.finished(namespace)
+            raise
+        return await self._start(request, resolved, params, activation_id, 1, journalled)
+
+    async def _start(
+        self,
+        request: InvokeRequest,
+        resolved: ResolvedAction,
+        params: dict[str, JSON],
+        activation_id: str,
+        attempt: int,
+        journalled: asyncio.Future[None] | None = None,
+    ) -> InvokeResult:
+        task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None, attempt))
         self._tasks.add(task)
-        task.add_done_callback(self._done(namespace))
+        task.add_done_callback(self._done(request.identity.namespace))
         if not request.blocking:
             return InvokeResult(activation_id, None)
         # asyncio.wait leaves the task running on timeout (the activation carries on and is recorded).
         done, _pending = await asyncio.wait((task,), timeout=request.wait_ms / 1000)
         if not done:
+            if journalled is not None:
+                # Invariant: the 202 after the blocking wait is an acknowledgement too: the
+                # journal row is committed first (StorageFullError → 507; the run carries on).
+                await journalled
             return InvokeResult(activation_id, None)
         return InvokeResult(activation_id, task.result())
+
+    async def _journal_entry(
+        self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str
+    ) -> PendingActivation:
+        return await journal_entry(self._vault, self._clock.now_ms(), request, resolved.action, activation_id)
+
+    async def recover(self) -> dict[str, int]:
+        """Start-up: end every activation an earlier process accepted but did not record.
+
+        Blocking ones are closed as internal errors (at most once); non-blocking ones are run
+        again under their own id (at least once), up to ``MAX_ATTEMPTS`` runs in all.
+        """
+        counts = {"rerun": 0, "closed": 0}
+        after: tuple[int, str] | None = None
+        while True:
+            batch = await self._recorder.pending_journal(500, after)
+            if not batch:
+                return counts
+            after = (batch[-1].accepted_ms, batch[-1].activation_id)
+            for pending in batch:
+                if pending.blocking:
+                    await self._close_interrupted(pending, INTERRUPTED_BLOCKING_MESSAGE)
+                    counts["closed"] += 1
+                elif pending.attempts >= MAX_ATTEMPTS:
+                    await self._close_interrupted(pending, GAVE_UP_MESSAGE.format(n=pending.attempts))
+                    counts["closed"] += 1
+                else:
+                    await self._rerun(pending)
+                    counts["rerun"] += 1
+
+    async def _close_interrupted(self, pending: PendingActivation, message: str) -> None:
+        log.warning("invoke.interrupted_closed", activation_id=pending.activation_id, attempts=pending.attempts)
+        await self._recorder.finish(interrupted_activation(pending, message, self._clock.now_ms()))
+
+    async def _open_request(self, pending: PendingActivation) -> InvokeRequest:
+        """The journalled request, opened (CryptoError when the row was tampered with)."""
+        context = request_context(pending.namespace, pending.activation_id)
+        body = await self._vault.open_json(context, pending.doc["request"])
+        if not isinstance(body, dict):
+            raise InternalError()
+        identity = identity_from_json(body.get("identity"))
+        params = body.get("params")
+        supplied = body.get("supplied")
+        cause = body.get("cause")
+        return InvokeRequest(
+            identity=identity,
+            path=parse_fqn(str(body["path"]), identity.namespace),
+            params=params if isinstance(params, dict) else {},
+            blocking=body.get("blocking") is True,
+            transaction_id=str(body.get("transactionId") or ""),
+            cause=cause if isinstance(cause, str) else None,
+            seal=body.get("seal") or "final",
+            supplied_keys=frozenset(str(k) for k in supplied) if isinstance(supplied, list) else None,
+        )
+
+    async def _rerun(self, pending: PendingActivation) -> None:
+        attempt = pending.attempts + 1
+        # Invariant: the attempt is counted before the run, so a crash loop ends at MAX_ATTEMPTS.
+        await self._recorder.count_attempt(pending.activation_id, attempt)
+        try:
+            request = await self._open_request(pending)
+            if request.blocking:
+                # The row says non-blocking, its sealed request says blocking: at most once wins.
+                await self._close_interrupted(pending, INTERRUPTED_BLOCKING_MESSAGE)
+                return
+            resolved = await self._catalog.resolve_action(request.identity, request.path, Permission.INVOKE)
+            keys = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
+            merged = self.merge_parameters(resolved, request.params, seal=request.seal, supplied=keys)
+            revealed = await self._vault.reveal(merged)
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, PlatformError) else "its request could not be read back"
+            if isinstance(exc, CryptoError):
+                reason = "its journalled request failed its integrity check"
+            log.warning("invoke.rerun_refused", activation_id=pending.activation_id, reason=reason)
+            await self._close_interrupted(pending, NOT_RERUN_MESSAGE.format(reason=reason))
+            return
+        log.info("invoke.rerun", activation_id=pending.activation_id, attempt=attempt)
+        self._throttle.started(request.identity.namespace)
+        await self._start(request, resolved, revealed, pending.activation_id, attempt)
 
     def _refused(self, kind: EventType, request: InvokeRequest, action: Action) -> None:
         if self._monitor is None:
@@ -303,6 +408,7 @@ class InvokeService:
         activation_id: str,
         cause: str | None,
         caused_by: str | None,
+        attempt: int = 1,
     ) -> Activation:
         """Run and record one activation with its ids bound to every log line (and a span when tracing)."""
         action = resolved.action
@@ -310,10 +416,12 @@ class InvokeService:
             activation_id=activation_id, namespace=request.identity.namespace, action=action.path.relative
         ):
             if self._tracer is None:
-                return await self._run_activation(request, resolved, params, activation_id, cause, caused_by)
+                return await self._run_activation(request, resolved, params, activation_id, cause, caused_by, attempt)
             attributes = {"stockade.activation_id": activation_id, "stockade.action": action.path.fqn}
             with traced(self._tracer, "stockade.activation", attributes) as span:
-                activation = await self._run_activation(request, resolved, params, activation_id, cause, caused_by)
+                activation = await self._run_activation(
+                    request, resolved, params, activation_id, cause, caused_by, attempt
+                )
                 if span is not None:
                     span.set_attribute("stockade.status", activation.response.status.value)
                 return activation
@@ -326,6 +434,7 @@ class InvokeService:
         activation_id: str,
         cause: str | None,
         caused_by: str | None,
+        attempt: int = 1,
     ) -> Activation:
         action = resolved.action
         received_ms = self._clock.now_ms()
@@ -353,6 +462,8 @@ class InvokeService:
             annotations.append(KeyValue("binding", resolved.binding_path))
         if caused_by:
             annotations.append(KeyValue("causedBy", caused_by))
+        if attempt > 1:
+            annotations.append(KeyValue("attempts", attempt))
         tags = action.annotation(TAGS_ANNOTATION)
         if tags is not None:
             annotations.append(KeyValue(TAGS_ANNOTATION, list(tags_of(tags))))
@@ -374,7 +485,8 @@ class InvokeService:
             entity_path=action.path.relative,
             extra=extra,
         )
-        self._recorder.record(activation)
+        # Invariant: a blocking caller's response waits for this commit (durable before answered).
+        await self._recorder.finish(activation)
         if self._monitor is not None:
             self._monitor.finished(activation, action, init_time_ms=run.init_time_ms, timed_out=run.timed_out)
         return activation

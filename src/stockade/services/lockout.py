@@ -10,6 +10,8 @@ each process mirrors the active lockouts and refreshes the mirror at most every 
 
 from __future__ import annotations
 
+import math
+
 import structlog
 
 from stockade.domain import Clock
@@ -84,10 +86,10 @@ class LoginGuard:
         """429 while ``source``, or ``subject`` from ``source``, is locked out."""
         now_ms = self._clock.now_ms()
         await self._refresh(now_ms)
-        if self._locked(source_scope(source), now_ms) or (
-            subject and self._locked(pair_scope(subject, source), now_ms)
-        ):
-            raise ThrottledError(LOCKED_MESSAGE)
+        scopes = [source_scope(source), *([pair_scope(subject, source)] if subject else [])]
+        locked_until = max((self._locks.get(scope, 0) for scope in scopes if self._locked(scope, now_ms)), default=0)
+        if locked_until:
+            raise ThrottledError(LOCKED_MESSAGE, retry_after_s=max(1, math.ceil((locked_until - now_ms) / 1000)))
 
     async def is_locked(self, subject: str, source: str) -> bool:
         """Whether the pair or the source is refused now."""

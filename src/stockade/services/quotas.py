@@ -40,8 +40,7 @@ class RetryLaterError(ThrottledError):
     """A 429 that tells the client when to come back (the Retry-After header)."""
 
     def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = max(1, retry_after_s)
+        super().__init__(message, retry_after_s)
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,25 +1,71 @@
 """Per-namespace throttles: invocations per minute, concurrent activations, trigger fires.
 
-Fixed one-minute buckets with the current request counted, as OpenWhisk does. State is per
-process: in scale-out each API process enforces its share. The operator may override the limits
-per namespace (``overrides``: a cached lookup, see services/limits.py).
+Sliding window over per-second counts of *accepted* requests: a request is accepted only while
+the last 61 one-second buckets (the current one included) hold fewer than the limit. Those
+buckets always cover the 60 seconds before any instant, so no 60-second window ever holds more
+than the limit, whatever the arrival pattern; under a steady overload the accepted rate is at
+least 60/61 of the limit (within 2%). Refused requests are not counted, so a client that keeps
+knocking is not locked out longer. Each 429 says when a retry can succeed (``retry_after_s``).
+
+Accepted counts reach the store with the activation journal's group commits (``drain_counts``)
+and are loaded back at start-up (``load``), so a restart does not reset a namespace's window.
+The operator may override the limits per namespace (``overrides``: see services/limits.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from stockade.domain import NamespaceLimits
 from stockade.errors import ThrottledError
+from stockade.store import JournalStore, RateCount
 
-__all__ = ["Throttle"]
+__all__ = ["WINDOW_S", "Throttle"]
+
+# Buckets that make up the window: the current second and the 60 before it.
+WINDOW_S = 61
 
 
 @dataclass(slots=True)
-class _Bucket:
-    minute: int = -1
-    count: int = 0
+class _Window:
+    """Accepted requests per second over the last ``WINDOW_S`` seconds, with their total."""
+
+    buckets: deque[list[int]] = field(default_factory=deque)  # [second, count], oldest first
+    total: int = 0
+
+    def _expire(self, now_s: int) -> None:
+        while self.buckets and self.buckets[0][0] <= now_s - WINDOW_S:
+            self.total -= self.buckets.popleft()[1]
+
+    def count(self, now_s: int) -> int:
+        self._expire(now_s)
+        return self.total
+
+    def add(self, second: int, n: int = 1) -> None:
+        if self.buckets and self.buckets[-1][0] == second:
+            self.buckets[-1][1] += n
+        elif not self.buckets or self.buckets[-1][0] < second:
+            self.buckets.append([second, n])
+        else:  # loaded out of order (start-up): keep the buckets sorted
+            for bucket in self.buckets:
+                if bucket[0] == second:
+                    bucket[1] += n
+                    break
+            else:
+                self.buckets.append([second, n])
+                self.buckets = deque(sorted(self.buckets))
+        self.total += n
+
+    def retry_after_s(self, now_s: int, allowed: int) -> int:
+        """Seconds until enough of the oldest buckets expire for one more request to fit."""
+        excess = self.total - allowed + 1
+        for second, count in self.buckets:
+            excess -= count
+            if excess <= 0:
+                return max(1, second + WINDOW_S - now_s)
+        return 1
 
 
 @dataclass(slots=True)
@@ -32,18 +78,26 @@ class Throttle:
     fires_per_minute: int
     # The namespace's own limits, if the operator set any (None: the defaults above for everyone).
     overrides: Callable[[str], NamespaceLimits | None] | None = None
-    _invokes: dict[str, _Bucket] = field(default_factory=dict)
-    _fires: dict[str, _Bucket] = field(default_factory=dict)
+    _windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
+    # Every request, refused ones included: only for OpenWhisk's "count" in the 429 message.
+    _attempts: dict[tuple[str, str], _Window] = field(default_factory=dict)
+    _dirty: dict[tuple[str, str, int], int] = field(default_factory=dict)
     _in_flight: dict[str, int] = field(default_factory=dict)
 
-    def _tick(self, buckets: dict[str, _Bucket], namespace: str, allowed: int) -> None:
-        minute = self.now_ms() // 60_000
-        bucket = buckets.setdefault(namespace, _Bucket())
-        if bucket.minute != minute:
-            bucket.minute, bucket.count = minute, 0
-        bucket.count += 1
-        if bucket.count > allowed:
-            raise ThrottledError(f"Too many requests in the last minute (count: {bucket.count}, allowed: {allowed}).")
+    def _take(self, kind: str, namespace: str, allowed: int) -> None:
+        now_s = self.now_ms() // 1000
+        window = self._windows.setdefault((namespace, kind), _Window())
+        attempts = self._attempts.setdefault((namespace, kind), _Window())
+        attempts.count(now_s)
+        attempts.add(now_s)
+        if window.count(now_s) >= allowed:
+            raise ThrottledError(
+                f"Too many requests in the last minute (count: {max(attempts.total, allowed + 1)}, allowed: {allowed}).",
+                retry_after_s=window.retry_after_s(now_s, allowed),
+            )
+        window.add(now_s)
+        key = (namespace, kind, now_s)
+        self._dirty[key] = self._dirty.get(key, 0) + 1
 
     def limits(self, namespace: str) -> tuple[int, int, int]:
         """Invocations per minute, concurrent invocations and fires per minute that apply to ``namespace``."""
@@ -59,14 +113,14 @@ class Throttle:
     def check_invoke(self, namespace: str) -> None:
         """Count one invocation; 429 when over the per-minute or concurrency limit."""
         per_minute, concurrent, _fires = self.limits(namespace)
-        self._tick(self._invokes, namespace, per_minute)
         in_flight = self._in_flight.get(namespace, 0)
         if in_flight >= concurrent:
             raise ThrottledError(f"Too many concurrent requests in flight (count: {in_flight}, allowed: {concurrent}).")
+        self._take("invoke", namespace, per_minute)
 
     def check_fire(self, namespace: str) -> None:
         """Count one trigger fire; 429 when over the per-minute limit."""
-        self._tick(self._fires, namespace, self.limits(namespace)[2])
+        self._take("fire", namespace, self.limits(namespace)[2])
 
     def started(self, namespace: str) -> None:
         """An activation of ``namespace`` is now in flight."""
@@ -83,3 +137,28 @@ class Throttle:
     def in_flight(self, namespace: str) -> int:
         """Activations of ``namespace`` in flight now."""
         return self._in_flight.get(namespace, 0)
+
+    # Persistence (services/activations.py commits these with the journal).
+
+    def drain_counts(self) -> list[RateCount]:
+        """Counts accepted since the last drain."""
+        dirty, self._dirty = self._dirty, {}
+        return [RateCount(ns, kind, second, n) for (ns, kind, second), n in dirty.items()]
+
+    def restore_counts(self, counts: Sequence[RateCount]) -> None:
+        """Counts whose commit failed go back for the next one."""
+        for c in counts:
+            key = (c.namespace, c.kind, c.second)
+            self._dirty[key] = self._dirty.get(key, 0) + c.accepted
+
+    async def restore(self, store: JournalStore) -> None:
+        """Load the windows the store holds (start-up)."""
+        self.load(await store.load_rate_windows(self.now_ms() // 1000 - WINDOW_S))
+
+    def load(self, counts: Sequence[RateCount]) -> None:
+        """Windows as stored (start-up): requests accepted before a restart still count."""
+        now_s = self.now_ms() // 1000
+        for c in counts:
+            if c.second > now_s - WINDOW_S:
+                self._windows.setdefault((c.namespace, c.kind), _Window()).add(c.second, c.accepted)
+                self._attempts.setdefault((c.namespace, c.kind), _Window()).add(c.second, c.accepted)

@@ -192,7 +192,8 @@ class TriggerService:
                 code = 3 if exc.status >= 500 else 1
                 entry = {"statusCode": code, "success": False, "error": exc.message, **entry}
             logs.append(json.dumps(entry, separators=(",", ":")))
-        self._recorder.record(
+        # Durable before the 202 (the rules' activations were each journalled by invoke).
+        await self._recorder.finish(
             Activation(
                 activation_id=activation_id,
                 namespace=identity.namespace,

@@ -133,6 +133,10 @@ class ParameterVault:
         if hit is not None and now - hit[0] < self._active_ttl_s:
             return await self.data_key(namespace, hit[1])
         async with self._lock:
+            # Whoever held the lock may have refreshed it meanwhile: a burst reads the store once.
+            hit = self._active.get(namespace)
+            if hit is not None and self._clock.monotonic() - hit[0] < self._active_ttl_s:
+                return await self.data_key(namespace, hit[1])
             records = [r for r in await self._store.list_data_keys(namespace) if r.state == "active"]
             if not records:
                 return await self._create_key(namespace)

@@ -21,12 +21,14 @@ from stockade.store.base import (
 )
 from stockade.store.console import AlertAck, ConsoleSession, ConsoleStore
 from stockade.store.gateway import GatewayStore, QuotaWindow
+from stockade.store.journal import AUDIT_INTENT, AuditIntent, JournalStore, OutboxEntry, PendingActivation, RateCount
 from stockade.store.logins import LoginStore
 from stockade.store.monitoring import AlertQuery, DeadLetter, EventQuery, MonitoringStore, WebhookRecord
 from stockade.store.sql import SqlStore
 from stockade.store.sqlite import open_sqlite_store
 
 __all__ = [
+    "AUDIT_INTENT",
     "AccessStore",
     "ActionVersionRef",
     "ActivationQuery",
@@ -35,6 +37,7 @@ __all__ = [
     "AdvisoryUpsert",
     "AlertAck",
     "AlertQuery",
+    "AuditIntent",
     "AuditRecord",
     "Collection",
     "ConsoleSession",
@@ -43,11 +46,15 @@ __all__ = [
     "Delete",
     "EventQuery",
     "GatewayStore",
+    "JournalStore",
     "KeyRecord",
     "LoginStore",
     "MonitoringStore",
+    "OutboxEntry",
+    "PendingActivation",
     "Put",
     "QuotaWindow",
+    "RateCount",
     "RoleBinding",
     "SqlStore",
     "Store",

@@ -15,6 +15,7 @@ from stockade.domain import JSON, Activation, Namespace
 from stockade.store.access import AccessStore
 from stockade.store.console import ConsoleStore
 from stockade.store.gateway import GatewayStore
+from stockade.store.journal import JournalStore
 from stockade.store.keymaterial import KeyMaterialStore, KeyRecord
 from stockade.store.logins import LoginStore
 from stockade.store.monitoring import MonitoringStore
@@ -133,7 +134,9 @@ class ActionVersionRef:
     version: str
 
 
-class Store(KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, LoginStore, ConsoleStore, Protocol):
+class Store(
+    KeyMaterialStore, AccessStore, MonitoringStore, GatewayStore, LoginStore, ConsoleStore, JournalStore, Protocol
+):
     """Persistent state of the platform."""
 
     async def open(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from stockade.errors import StoreError
+from stockade.errors import StorageFullError, StoreError
 from stockade.store.sql import Row, SqlStore, Step, already_exists, concurrent_modification
 
 __all__ = ["PostgresDriver", "numbered_placeholders", "open_postgres_store", "rows_affected"]
@@ -161,6 +161,9 @@ class PostgresDriver:
             raise concurrent_modification() from None
         except asyncpg.IntegrityConstraintViolationError:
             raise StoreError("the store refused a write") from None
+        except (asyncpg.DiskFullError, asyncpg.ReadOnlySQLTransactionError):
+            # Out of space, or a read-only standby: 507 while reads keep working.
+            raise StorageFullError() from None
         except _DB_ERRORS:
             raise StoreError("the store failed") from None
         return counts

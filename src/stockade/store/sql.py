@@ -39,6 +39,7 @@ from stockade.store.driver import (
     concurrent_modification,
 )
 from stockade.store.gateway import SqlGateway
+from stockade.store.journal import AuditingDriver, SqlJournal
 from stockade.store.keymaterial import SqlKeyMaterial
 from stockade.store.logins import SqlLogins
 from stockade.store.monitoring import SqlMonitoring
@@ -75,11 +76,13 @@ def _package_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else ""
 
 
-class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins, SqlConsole):
+class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins, SqlConsole, SqlJournal):
     """Store over a Driver."""
 
     def __init__(self, driver: Driver) -> None:
-        self._db = driver
+        self._raw = driver
+        # Every write goes through the auditing wrapper: a request's change commits with its entry.
+        self._db: Driver = AuditingDriver(driver)
 
     async def open(self) -> None:
         """Connect and migrate."""
@@ -93,8 +96,8 @@ class SqlStore(SqlKeyMaterial, SqlAccess, SqlMonitoring, SqlGateway, SqlLogins, 
     async def _migrate(self) -> None:
         # Invariant: with a driver that can lock, processes migrate one at a time, and each reads
         # the schema version only after the previous one committed its migrations.
-        if isinstance(self._db, MigrationLocking):
-            async with self._db.migration_lock():
+        if isinstance(self._raw, MigrationLocking):
+            async with self._raw.migration_lock():
                 await self._apply_migrations()
         else:
             await self._apply_migrations()

@@ -13,12 +13,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stockade.errors import StoreError
+from stockade.errors import StorageFullError, StoreError
 from stockade.store.sql import Row, SqlStore, Step, already_exists, concurrent_modification
 
 __all__ = ["SqliteDriver", "open_sqlite_store"]
 
 T = TypeVar("T")
+
+# Primary result codes meaning "cannot write now" (full disk, read-only file or mount, or a
+# failed write): answered 507 while reads keep working. https://sqlite.org/rescode.html
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 8, 10, 13
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    """A StoreError for a foreign sqlite3 error; full or read-only storage is a StorageFullError."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL):
+        return StorageFullError()
+    return StoreError("the store failed")
 
 
 class SqliteDriver:
@@ -38,8 +50,8 @@ class SqliteDriver:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, conn)
-        except sqlite3.Error:  # foreign exceptions stop here (house style rule 6)
-            raise StoreError("the store failed") from None
+        except sqlite3.Error as exc:  # foreign exceptions stop here (house style rule 6)
+            raise _store_error(exc) from None
 
     async def connect(self) -> None:
         """Open the database file (created with mode 0600) in WAL mode."""
@@ -95,13 +107,17 @@ class SqliteDriver:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                # A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) can leave the transaction open:
+                # roll it back, or every later BEGIN on this connection would fail too.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             return counts
 
-        try:
-            return await self._run(_tx)
-        except sqlite3.Error:
-            raise StoreError("the store failed") from None
+        return await self._run(_tx)
 
     async def executescript(self, script: str) -> None:
         """Run a script in one transaction."""
