@@ -13,7 +13,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockade.api.problems import error_response
-from stockade.errors import InternalError
+from stockade.edge import secure_headers
+from stockade.errors import BadRequestError, InternalError, PlatformError
 from stockade.services.audit import PLATFORM_CHAIN, AuditEvent
 
 __all__ = ["ApiMiddleware"]
@@ -28,6 +29,8 @@ CORS_HEADERS = [
         b"Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent",
     ),
 ]
+_ENCODED_SLASH = re.compile(rb"%2[fF]")
+ENCODED_SLASH_MESSAGE = "The request path holds an encoded slash (%2F); names cannot contain '/'."
 _TID_RE = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 
@@ -81,8 +84,22 @@ def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
     )
 
 
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+def _with_edge_headers(
+    headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]], https: bool
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` plus ``extra`` plus the secure headers the response does not set itself."""
+    present = [name.decode("latin-1").lower() for name, _ in headers]
+    content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+    # The one place secure headers are decided: REST, web actions and the gateway alike.
+    return [*headers, *extra, *_encoded(secure_headers(present, content_type=content_type, https=https))]
+
+
 class ApiMiddleware:
-    """Adds X-Request-ID and CORS headers; answers OPTIONS on /api/v1 (not web) itself."""
+    """Adds X-Request-ID, CORS and the secure headers; answers OPTIONS on /api/v1 (not web) itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -94,13 +111,15 @@ class ApiMiddleware:
         tid = transaction_id_for(scope)
         scope.setdefault("state", {})["transaction_id"] = tid
         path: str = scope["path"]
+        https = scope.get("scheme") == "https"
         # Web actions and the API gateway (/api/gw/) answer CORS and OPTIONS themselves.
         is_web = path.startswith(("/api/v1/web/", "/api/gw/"))
         extra = [(b"x-request-id", tid.encode())]
         if not is_web:
             extra.extend(CORS_HEADERS)
         if scope["method"] == "OPTIONS" and path.startswith("/api/") and not is_web:
-            await send({"type": "http.response.start", "status": 200, "headers": [*extra, (b"content-length", b"0")]})
+            headers = _with_edge_headers([(b"content-length", b"0")], extra, https)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
         started = False
@@ -111,11 +130,18 @@ class ApiMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = _with_edge_headers(list(message.get("headers", [])), extra, https)
             await send(message)
 
         try:
+            if path.startswith("/api/v1/") and _ENCODED_SLASH.search(scope.get("raw_path") or b""):
+                # A name never holds a slash: decoding one would move the request to another entity.
+                raise BadRequestError(ENCODED_SLASH_MESSAGE)
             await self.app(scope, receive, send_with_headers)
+        except PlatformError as exc:
+            if started:
+                raise
+            await error_response(exc, tid)(scope, receive, send_with_headers)
         except Exception:
             log.exception("api.unhandled_error", transaction_id=tid)
             if started:

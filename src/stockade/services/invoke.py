@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, final
 
 import structlog
@@ -49,6 +49,7 @@ from stockade.services.vault import ParameterVault
 
 __all__ = ["SEALED_MESSAGE", "ActionRunner", "InvokeRequest", "InvokeResult", "InvokeService"]
 
+RESPONSE_REFUSED = "responseRefused"
 log = structlog.get_logger("stockade.invoke")
 
 SEALED_MESSAGE = "Request defines parameters that are not allowed (e.g., reserved properties)."
@@ -114,6 +115,9 @@ class InvokeRequest:
     seal: SealMode = "final"
     # The keys the client itself supplied (web requests add __ow_* ones); None: all of params.
     supplied_keys: frozenset[str] | None = None
+    # Web actions and the gateway: why the result cannot be sent as an HTTP response (None: it
+    # can); a reason is recorded on the activation as the ``responseRefused`` annotation.
+    response_check: Callable[[Activation], str | None] | None = None
 
 
 @final
@@ -374,6 +378,12 @@ class InvokeService:
             entity_path=action.path.relative,
             extra=extra,
         )
+        if request.response_check is not None:
+            reason = request.response_check(activation)
+            if reason is not None:
+                activation = replace(
+                    activation, annotations=(*activation.annotations, KeyValue(RESPONSE_REFUSED, reason))
+                )
         self._recorder.record(activation)
         if self._monitor is not None:
             self._monitor.finished(activation, action, init_time_ms=run.init_time_ms, timed_out=run.timed_out)
