@@ -7,7 +7,6 @@ API, bootstraps the default namespace on first start, and serves on loopback by 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -15,11 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import structlog
-import uvicorn
 
 from stockade.api.app import Platform, create_app, default_store
 from stockade.config import Settings, load_settings
 from stockade.domain import JSON, Action, SystemClock
+from stockade.edge.server import serve
 from stockade.errors import PlatformError
 from stockade.gateway import gateway_routes
 from stockade.invoker import EgressProxy, Invoker, RunOutcome, RunRequest
@@ -222,19 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         routes=gateway_routes(),
     )
     app = create_app(platform)
-    config = uvicorn.Config(
-        app,
-        host=settings.api.host,
-        port=settings.api.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        ssl_certfile=settings.api.tls_cert_file or None,
-        ssl_keyfile=settings.api.tls_key_file or None,
-    )
     print(f"stockade: serving the OpenWhisk API on {settings.api.base_url}", file=sys.stderr)
-    asyncio.run(uvicorn.Server(config).serve())
+    serve(app, settings)
     return 0
 
 

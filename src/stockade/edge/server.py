@@ -1,0 +1,313 @@
+"""The hardened HTTP/1.1 server: uvicorn's httptools (llhttp) protocol, with Stockade's limits.
+
+llhttp in its strict mode already refuses ambiguous framing with a 400 and a closed connection:
+``Content-Length`` together with ``Transfer-Encoding``, a duplicate, list-valued or non-decimal
+``Content-Length``, an invalid chunk size, a transfer coding other than a final ``chunked``,
+obs-fold, bare LF line ends and NUL in a header (docs/design/http-edge.md has the comparison
+that chose it). ``HardenedHttpProtocol`` adds what it lacks:
+
+- the request line is at most ``max_request_line_bytes`` (414), one header line at most
+  ``max_header_field_bytes``, all of them at most ``max_header_bytes`` and ``max_header_count``
+  (431); HTTP/0.9 and versions other than 1.0 and 1.1 are refused (400, 505);
+- slow clients: the head must arrive within ``header_timeout_s`` (408 and closed), a body may
+  pause at most ``body_idle_timeout_s`` (closed), an idle kept-alive connection is closed after
+  ``keepalive_timeout_s``;
+- at most ``max_connections`` open connections in all and ``max_connections_per_address`` from
+  one address (an IPv6 client is its /64): the next is answered 503 and closed;
+- every refusal is OpenWhisk-shaped: ``{"error": ..., "code": ...}`` with ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import json
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+import httptools
+import structlog
+import uvicorn
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from stockade.config import HttpSettings, Settings
+
+__all__ = ["ConnectionCounter", "HardenedHttpProtocol", "address_key", "serve", "server_config"]
+
+log = structlog.get_logger("stockade.edge")
+
+BAD_REQUEST: Final = "The request is not valid HTTP/1.1."
+URI_TOO_LONG: Final = "The request line is longer than allowed."
+HEADERS_TOO_LARGE: Final = "The request's header fields are larger than allowed."
+TIMEOUT: Final = "The request did not arrive in time."
+BUSY: Final = "The server is currently unavailable (because it is overloaded or down for maintenance)."
+VERSION: Final = "The HTTP version is not supported."
+_REASONS: Final = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+
+class _Refusal(Exception):
+    """Raised inside a parser callback to refuse the request with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@functools.lru_cache(maxsize=4096)
+def address_key(host: str) -> str:
+    """The key connections are counted under: the IPv4 address, or the IPv6 /64."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+@dataclass(slots=True)
+class ConnectionCounter:
+    """Open connections, in all and per address (one per server)."""
+
+    max_total: int
+    max_per_address: int
+    total: int = 0
+    per_address: Counter[str] = field(default_factory=Counter)
+
+    def acquire(self, key: str) -> bool:
+        """Count a new connection from ``key``; False (and nothing counted) past either cap."""
+        if self.total >= self.max_total or self.per_address[key] >= self.max_per_address:
+            return False
+        self.total += 1
+        self.per_address[key] += 1
+        return True
+
+    def release(self, key: str) -> None:
+        """Forget one connection from ``key``."""
+        self.total -= 1
+        self.per_address[key] -= 1
+        if self.per_address[key] <= 0:
+            del self.per_address[key]
+
+
+def refusal_bytes(status: int, message: str) -> bytes:
+    """A complete OpenWhisk-shaped error response that closes the connection."""
+    body = json.dumps({"error": message, "code": secrets.token_hex(16)}).encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n"
+        "x-content-type-options: nosniff\r\n"
+        "cache-control: no-store\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class HardenedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header limits, slow-client timeouts and connection caps."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: HttpSettings,
+        counter: ConnectionCounter,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        self.counter = counter
+        self._key: str | None = None  # set once the connection is counted
+        self._closed_by_us = False
+        self._in_head = False
+        self._head_bytes = 0
+        self._header_count = 0
+        self._header_bytes = 0
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        key = address_key(self.client[0]) if self.client else ""
+        if not self.counter.acquire(key):
+            log.warning("edge.connection_refused", reason="connection cap", client=key)
+            self._refuse(503, BUSY)
+            return
+        self._key = key
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        if self._key is not None:
+            self.counter.release(self._key)
+            self._key = None
+        super().connection_lost(exc)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` (unless a response is under way) and close the connection."""
+        self._cancel_timers()
+        self._closed_by_us = True
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            self.transport.write(refusal_bytes(status, message))
+        if cycle is not None and not cycle.response_complete:
+            # The application's request is over: its reads end (http.disconnect), its writes are dropped.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+    # -- timers ----------------------------------------------------------------------------------
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._header_timed_out)
+
+    def _arm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+        self._body_timer = self.loop.call_later(self.limits.body_idle_timeout_s, self._body_timed_out)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._header_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._header_timer = self._body_timer = None
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        self._refuse(408, TIMEOUT)
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.flow.read_paused:
+            # The application is not reading (the body is buffered up to the high-water mark):
+            # the client is not the slow one.
+            self._arm_body_timer()
+            return
+        # The application may be waiting for the body: closing ends its wait (http.disconnect).
+        self._refuse(408, TIMEOUT)
+
+    # -- parsing ---------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed_by_us or self.parser is None:
+            return
+        self._unset_keepalive_if_required()
+        if self._body_timer is not None:
+            self._arm_body_timer()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            refusal = exc.__context__
+            if isinstance(refusal, _Refusal):
+                self._refuse(refusal.status, refusal.message)
+            else:
+                # E.g. a target that is not ASCII: the request is bad, not the server.
+                log.warning("edge.bad_request", error=type(refusal).__name__)
+                self._refuse(400, BAD_REQUEST)
+            return
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            self._refuse(400, BAD_REQUEST)
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_request_line_bytes + self.limits.max_header_bytes:
+                self._refuse(431, HEADERS_TOO_LARGE)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._header_count = 0
+        self._header_bytes = 0
+        # The head's clock starts with its first byte (the idle time before it is keep-alive's).
+        self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.limits.max_request_line_bytes:
+            raise _Refusal(414, URI_TOO_LONG)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value) + 4
+        self._header_count += 1
+        self._header_bytes += size
+        if (
+            size > self.limits.max_header_field_bytes
+            or self._header_count > self.limits.max_header_count
+            or self._header_bytes > self.limits.max_header_bytes
+        ):
+            raise _Refusal(431, HEADERS_TOO_LARGE)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        version = self.parser.get_http_version()
+        if version == "0.9":
+            raise _Refusal(400, BAD_REQUEST)
+        if version not in ("1.0", "1.1"):
+            raise _Refusal(505, VERSION)
+        self._in_head = False
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self._arm_body_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+
+def server_config(app: Any, settings: Settings, counter: ConnectionCounter | None = None) -> Config:
+    """The uvicorn configuration of the hardened server for ``app``."""
+    limits = settings.http
+    counter = counter or ConnectionCounter(limits.max_connections, limits.max_connections_per_address)
+    protocol = functools.partial(HardenedHttpProtocol, limits=limits, counter=counter)
+    return uvicorn.Config(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        http=cast(Any, protocol),
+        ws="none",
+        loop="asyncio",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        date_header=True,
+        timeout_keep_alive=int(max(1, limits.keepalive_timeout_s)),
+        ssl_certfile=settings.api.tls_cert_file or None,
+        ssl_keyfile=settings.api.tls_key_file or None,
+    )
+
+
+def serve(app: Any, settings: Settings) -> None:
+    """Serve ``app`` until interrupted."""
+    asyncio.run(uvicorn.Server(server_config(app, settings)).serve())
