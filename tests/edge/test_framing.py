@@ -77,7 +77,7 @@ def test_ambiguous_framing_is_400_and_closed(edge, name):
 
 def test_unsupported_version_is_refused(edge):
     reply = edge.raw(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")
-    assert reply.statuses and reply.statuses[0] in (400, 505)
+    assert reply.statuses[:1] in ([400], [505])
     assert reply.closed
 
 

@@ -116,8 +116,7 @@ def test_connections_per_address_are_capped(edge):
     """Past max_connections_per_address (24 here) a new connection is 503 and closed; others still work."""
     held = []
     try:
-        for _ in range(24):
-            held.append(edge.connect())
+        held.extend(edge.connect() for _ in range(24))
         extra = edge.connect()
         with extra:
             reply = read_reply(extra)
