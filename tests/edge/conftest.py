@@ -92,3 +92,16 @@ def edge(tmp_path_factory: pytest.TempPathFactory):
     finally:
         edge.client.close()
         stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def fuzz_edge(tmp_path_factory: pytest.TempPathFactory):
+    """A server of its own for the fuzzer (it may create and change anything it can)."""
+    data_dir = tmp_path_factory.mktemp("stockade-fuzz")
+    proc, server = start_server(data_dir)
+    edge = Edge(server)
+    try:
+        yield edge
+    finally:
+        edge.client.close()
+        stop_server(proc)

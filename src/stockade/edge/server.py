@@ -80,14 +80,23 @@ def address_key(host: str) -> str:
     return str(address)
 
 
+SWEEP_INTERVAL_S: Final = 0.5
+
+
 @dataclass(slots=True)
 class ConnectionCounter:
-    """Open connections, in all and per address (one per server)."""
+    """Open connections, in all and per address, and the sweep that enforces their deadlines.
+
+    One per server. Deadlines are checked by one periodic sweep (every ``SWEEP_INTERVAL_S``)
+    rather than a timer per request, so keeping slow clients out costs the fast ones nothing.
+    """
 
     max_total: int
     max_per_address: int
     total: int = 0
     per_address: Counter[str] = field(default_factory=Counter)
+    live: set[HardenedHttpProtocol] = field(default_factory=set)
+    _sweep: asyncio.TimerHandle | None = None
 
     def acquire(self, key: str) -> bool:
         """Count a new connection from ``key``; False (and nothing counted) past either cap."""
@@ -103,6 +112,22 @@ class ConnectionCounter:
         self.per_address[key] -= 1
         if self.per_address[key] <= 0:
             del self.per_address[key]
+
+    def watch(self, protocol: HardenedHttpProtocol) -> None:
+        """Check ``protocol``'s deadline on every sweep until it is dropped."""
+        self.live.add(protocol)
+        if self._sweep is None:
+            self._sweep = protocol.loop.call_later(SWEEP_INTERVAL_S, self._run_sweep, protocol.loop)
+
+    def drop(self, protocol: HardenedHttpProtocol) -> None:
+        """Stop watching ``protocol``."""
+        self.live.discard(protocol)
+
+    def _run_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for protocol in [p for p in self.live if p.deadline is not None and p.deadline <= now]:
+            protocol.deadline_passed(now)
+        self._sweep = loop.call_later(SWEEP_INTERVAL_S, self._run_sweep, loop) if self.live else None
 
 
 def refusal_bytes(status: int, message: str) -> bytes:
@@ -141,8 +166,10 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._header_bytes = 0
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        # When the connection is refused unless it makes progress (checked by the counter's sweep):
+        # the head must be complete by then ("head"), or the body must have moved ("body").
+        self.deadline: float | None = None
+        self._waiting_for: str = "head"
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -154,10 +181,12 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             self._refuse(503, BUSY)
             return
         self._key = key
-        self._arm_header_timer()
+        self._expect_head()
+        self.counter.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timers()
+        self.deadline = None
+        self.counter.drop(self)
         if self._key is not None:
             self.counter.release(self._key)
             self._key = None
@@ -165,7 +194,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` (unless a response is under way) and close the connection."""
-        self._cancel_timers()
+        self.deadline = None
         self._closed_by_us = True
         if self.transport.is_closing():
             return
@@ -178,35 +207,24 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         self.transport.close()
 
-    # -- timers ----------------------------------------------------------------------------------
+    # -- deadlines -------------------------------------------------------------------------------
 
-    def _arm_header_timer(self) -> None:
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._header_timed_out)
+    def _expect_head(self) -> None:
+        self._waiting_for = "head"
+        self.deadline = self.loop.time() + self.limits.header_timeout_s
 
-    def _arm_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-        self._body_timer = self.loop.call_later(self.limits.body_idle_timeout_s, self._body_timed_out)
+    def _expect_body(self) -> None:
+        self._waiting_for = "body"
+        self.deadline = self.loop.time() + self.limits.body_idle_timeout_s
 
-    def _cancel_timers(self) -> None:
-        for timer in (self._header_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._header_timer = self._body_timer = None
-
-    def _header_timed_out(self) -> None:
-        self._header_timer = None
-        self._refuse(408, TIMEOUT)
-
-    def _body_timed_out(self) -> None:
-        self._body_timer = None
-        if self.flow.read_paused:
+    def deadline_passed(self, now: float) -> None:
+        """The sweep found this connection past its deadline: refuse it (408) and close."""
+        if self._waiting_for == "body" and self.flow.read_paused:
             # The application is not reading (the body is buffered up to the high-water mark):
             # the client is not the slow one.
-            self._arm_body_timer()
+            self.deadline = now + self.limits.body_idle_timeout_s
             return
-        # The application may be waiting for the body: closing ends its wait (http.disconnect).
+        # A waiting application's body read ends (http.disconnect) when the connection closes.
         self._refuse(408, TIMEOUT)
 
     # -- parsing ---------------------------------------------------------------------------------
@@ -215,8 +233,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         if self._closed_by_us or self.parser is None:
             return
         self._unset_keepalive_if_required()
-        if self._body_timer is not None:
-            self._arm_body_timer()
+        if self.deadline is not None and self._waiting_for == "body":
+            self.deadline = self.loop.time() + self.limits.body_idle_timeout_s
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -245,8 +263,10 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._header_bytes = 0
-        # The head's clock starts with its first byte (the idle time before it is keep-alive's).
-        self._arm_header_timer()
+        # The head's clock starts with its first byte (the idle time before it is keep-alive's);
+        # the first request's starts when the connection opens.
+        if self.deadline is None or self._waiting_for != "head":
+            self._expect_head()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -272,16 +292,11 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         if version not in ("1.0", "1.1"):
             raise _Refusal(505, VERSION)
         self._in_head = False
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-        self._arm_body_timer()
+        self._expect_body()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self.deadline = None
         super().on_message_complete()
 
 
