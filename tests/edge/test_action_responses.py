@@ -80,6 +80,16 @@ def test_unsafe_gateway_headers_are_refused_and_recorded(edge, case):
     assert why in _refused_annotation(edge, r.headers["x-openwhisk-activation-id"])
 
 
+@pytest.mark.parametrize("status", [101, 100, 199, 600, 999])
+def test_interim_and_out_of_range_statuses_are_refused(edge, status):
+    """uvicorn has no status line past 599 (the connection dropped) and a 1xx is not a final answer."""
+    name = f"status-{status}"
+    _web_action(edge, name, {"x-a": "1"}, status=status)
+    r = edge.client.get(f"/api/v1/web/guest/default/{name}.http")
+    assert r.status_code == 400
+    assert r.json()["error"] == "Response is not valid 'message/http'."
+
+
 def test_safe_redirects_pass(edge):
     _web_action(edge, "redirect", {"location": "https://example.com/next"}, status=302)
     r = edge.client.get("/api/v1/web/guest/default/redirect.http", follow_redirects=False)

@@ -31,6 +31,8 @@ def test_within_the_limits(text):
         (b'["\\ude00\\ud83d"]', "unpaired surrogate"),
         (b"\xef\xbb\xbf{}", "Expecting value"),
         (b"\xff", "not valid UTF-8"),
+        (b'{"a":1,"b":2,"a":3}', "duplicate key 'a'"),
+        (b'[{"x":{"k":1,"k":1}}]', "duplicate key 'k'"),
     ],
 )
 def test_refused_with_a_reason(text, why):

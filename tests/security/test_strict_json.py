@@ -29,6 +29,7 @@ BAD = {
     "too_many_members": b"[" + b"0," * 100_001 + b"0]",
     "trailing_garbage": b'{"a": 1} x',
     "single_quotes": b"{'a': 1}",
+    "duplicate_keys": b'{"token": "checked", "token": "used"}',
 }
 JSON = {"Content-Type": "application/json"}
 

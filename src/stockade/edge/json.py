@@ -1,6 +1,7 @@
 """Strict JSON for every request body (REST, web actions, the gateway, trigger fires).
 
 RFC 8259 only: UTF-8 text, no ``NaN``/``Infinity``, numbers a 64-bit integer or a finite double,
+no duplicate keys in an object,
 strings valid Unicode (no lone surrogates), nesting at most ``max_depth`` and at most
 ``max_members`` values in one document. Anything else is a 400 (``MalformedRequestError``)
 before a service sees it, so nothing downstream (runners, the store, the recorder) meets a value
@@ -62,7 +63,22 @@ def _int(text: str) -> int:
     return value
 
 
-_DECODER: Final = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_constant, strict=True)
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        # RFC 8259 leaves duplicates to the parser; parsers differ (first or last wins), so a
+        # check on one value and a use of the other is possible: refuse them.
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"duplicate key {key[:40]!r}")
+            seen.add(key)
+    return value
+
+
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_object, parse_float=_float, parse_int=_int, parse_constant=_constant, strict=True
+)
 
 
 def _check_structure(data: bytes, limits: JsonLimits) -> None:

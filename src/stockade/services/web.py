@@ -242,7 +242,8 @@ def _http_response(value: JSON) -> WebResponse:
         status = int(status_raw)
     else:
         raise WebResponseError("Response is not valid 'message/http'.")
-    if not 100 <= status <= 999:
+    # A final response: no interim 1xx (a 101 would hand the connection over), nothing past 599.
+    if not 200 <= status <= 599:
         raise WebResponseError("Response is not valid 'message/http'.")
     if empty:
         return WebResponse(status, headers, b"")
