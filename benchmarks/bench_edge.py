@@ -169,7 +169,7 @@ def main() -> None:
             + (f"  failed: {', '.join(failed)}" if failed else "")
         )
     print("-- Stockade blocking invoke (in-process runner), ratios to baseline_app.py on h11")
-    for label, candidate in (("before (h11)", "h11"), ("after (hardened)", "hardened")):
+    for label, candidate in (("this code on h11", "h11"), ("hardened (served)", "hardened")):
         data = Path(tempfile.mkdtemp(prefix="stockade-bench-"))
         proc, url = _serve("stockade", candidate, data)
         try:

@@ -136,3 +136,31 @@ def test_connections_per_address_are_capped(edge):
             break
         time.sleep(0.1)
     assert reply.statuses == [200]
+
+
+def _big_action(edge):
+    r = edge.client.put(
+        "/api/v1/namespaces/_/actions/big?overwrite=true",
+        json={"exec": {"kind": "python:3", "code": "def main(a):\n    return {}\n"}},
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_a_413_is_readable_by_a_client_still_sending(edge):
+    """Refused by Content-Length before the body is read; the client may finish sending, then read it."""
+    _big_action(edge)
+    r = edge.client.post("/api/v1/namespaces/_/actions/big", content=b"x" * (5 * 1024 * 1024))
+    assert r.status_code == 413
+    assert set(r.json()) == {"error", "code"}
+
+
+def test_a_chunked_body_past_the_limit_is_413_and_readable(edge):
+    _big_action(edge)
+
+    def chunks():
+        for _ in range(80):
+            yield b"x" * 65536
+
+    r = edge.client.post("/api/v1/namespaces/_/actions/big", content=chunks())
+    assert r.status_code == 413
+    assert set(r.json()) == {"error", "code"}
