@@ -72,3 +72,15 @@ def test_no_trailing_slash_redirects(api):
 def test_the_package_listing_keeps_its_trailing_slash(api):
     assert api.put("/api/v1/namespaces/_/packages/pkg", json={}).status_code == 200
     assert api.get(f"{A}/pkg/").status_code == 200
+
+
+def test_a_web_action_s_own_path_may_hold_an_encoded_slash(api):
+    body = {
+        "exec": {"kind": "python:3", "code": "def main(a):\n    return {'path': a['__ow_path']}\n"},
+        "annotations": [{"key": "web-export", "value": True}],
+    }
+    assert api.put(f"{A}/paths", json=body).status_code == 200
+    r = api.client.get("/api/v1/web/guest/default/paths.json/files/a%2Fb")
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == "/files/a/b"
+    assert api.client.get("/api/v1/web/guest/default%2Fx/paths.json").status_code == 400

@@ -84,6 +84,14 @@ def audit_request(scope: Scope, status: int, transaction_id: str) -> None:
     )
 
 
+def _names_of(raw_path: bytes) -> bytes:
+    """The part of a raw /api/v1 path made of names: all of it, but for a web action only
+    ``{ns}/{pkg}/{action}`` (what follows is the action's own path, ``__ow_path``)."""
+    if raw_path.startswith(b"/api/v1/web/"):
+        return b"/".join(raw_path.split(b"/")[4:7])
+    return raw_path
+
+
 def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
@@ -134,7 +142,7 @@ class ApiMiddleware:
             await send(message)
 
         try:
-            if path.startswith("/api/v1/") and _ENCODED_SLASH.search(scope.get("raw_path") or b""):
+            if path.startswith("/api/v1/") and _ENCODED_SLASH.search(_names_of(scope.get("raw_path") or b"")):
                 # A name never holds a slash: decoding one would move the request to another entity.
                 raise BadRequestError(ENCODED_SLASH_MESSAGE)
             await self.app(scope, receive, send_with_headers)
