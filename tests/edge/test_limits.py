@@ -164,3 +164,16 @@ def test_a_chunked_body_past_the_limit_is_413_and_readable(edge):
     r = edge.client.post("/api/v1/namespaces/_/actions/big", content=chunks())
     assert r.status_code == 413
     assert set(r.json()) == {"error", "code"}
+
+
+def test_a_body_stalled_after_its_413_is_closed_with_one_answer(edge):
+    _big_action(edge)
+    head = (
+        f"POST /api/v1/namespaces/_/actions/big HTTP/1.1\r\nHost: x\r\nAuthorization: {edge.auth_header}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {2 * 1024 * 1024}\r\n\r\n"
+    ).encode()
+    with edge.connect() as sock:
+        sock.sendall(head + b"x" * 100_000)
+        reply = read_reply(sock)
+    assert reply.statuses == [413]
+    assert reply.closed

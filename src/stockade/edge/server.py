@@ -192,14 +192,14 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             self._key = None
         super().connection_lost(exc)
 
-    def _refuse(self, status: int, message: str) -> None:
-        """Answer ``status`` (unless a response is under way) and close the connection."""
+    def _refuse(self, status: int, message: str, *, answer: bool = True) -> None:
+        """Answer ``status`` (unless a response is under way, or not ``answer``) and close the connection."""
         self.deadline = None
         self._closed_by_us = True
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        if answer and (cycle is None or cycle.response_complete or not cycle.response_started):
             self.transport.write(refusal_bytes(status, message))
         if cycle is not None and not cycle.response_complete:
             # The application's request is over: its reads end (http.disconnect), its writes are dropped.
@@ -224,8 +224,10 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             # the client is not the slow one.
             self.deadline = now + self.limits.body_idle_timeout_s
             return
-        # A waiting application's body read ends (http.disconnect) when the connection closes.
-        self._refuse(408, TIMEOUT)
+        # A waiting application's body read ends (http.disconnect) when the connection closes. A
+        # body stalled after the application answered (say a 413) just closes: one answer a request.
+        answered = self._waiting_for == "body" and self.cycle is not None and self.cycle.response_started
+        self._refuse(408, TIMEOUT, answer=not answered)
 
     # -- parsing ---------------------------------------------------------------------------------
 
