@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test check bench reliability clean
+.PHONY: install system-deps run test check bench reliability fuzz clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/install
 	./scripts/install
@@ -28,6 +28,13 @@ bench: install
 # Faults against a real server on loopback (kill -9, full disk, bursts, limits); one line per figure.
 reliability: install
 	./scripts/reliability
+
+# Property-based fuzzing of every OpenAPI operation against a live server (make test runs a few
+# examples per operation; this runs FUZZ_EXAMPLES each). Counts in var/fuzz/report.json.
+FUZZ_EXAMPLES ?= 500
+fuzz: install
+	STOCKADE_TEST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --timeout 3600 tests/edge/test_fuzz_openapi.py
+	cat var/fuzz/report.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

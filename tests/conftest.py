@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
+from live import LiveClient
 from stockade.api.app import Platform, create_app
 from stockade.config import Settings
 from stockade.console import console_routes
@@ -136,10 +137,15 @@ def make_api(tmp_path, settings=None):
     return create_app(platform), keys, runner
 
 
+def client_for(app):
+    """TestClient in-process; a real server on loopback when STOCKADE_TEST_LIVE=1 (tests/live.py)."""
+    return LiveClient(app) if os.environ.get("STOCKADE_TEST_LIVE") == "1" else TestClient(app)
+
+
 @pytest.fixture
 def api(tmp_path):
     app, keys, runner = make_api(tmp_path)
-    with TestClient(app) as client:
+    with client_for(app) as client:
         yield Api(client, keys, runner)
 
 
@@ -158,7 +164,7 @@ def api_factory(tmp_path):
 
     def build(settings):
         app, keys, runner = make_api(tmp_path, settings)
-        client = TestClient(app)
+        client = client_for(app)
         client.__enter__()
         clients.append(client)
         return Api(client, keys, runner)

@@ -22,6 +22,7 @@ __all__ = [
     "ApiSettings",
     "AuthSettings",
     "ConsoleSettings",
+    "HttpSettings",
     "InvokerSettings",
     "LimitSettings",
     "ObservabilitySettings",
@@ -59,6 +60,30 @@ class ApiSettings:
         """The URL clients and actions use to reach the API."""
         scheme = "https" if self.tls_cert_file else "http"
         return self.public_url or f"{scheme}://{self.host}:{self.port}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The HTTP edge: request framing limits, slow clients, connection caps, strict JSON."""
+
+    # Request line (method, target, version) and header limits: 414 and 431 past them.
+    max_request_line_bytes: int = 8192
+    max_header_bytes: int = 16 * 1024  # all header lines of one request together
+    max_header_field_bytes: int = 8192  # one header line
+    max_header_count: int = 100
+    # Slow clients: the whole header must arrive within header_timeout_s of the connection (or of
+    # the previous response); a body may pause at most body_idle_timeout_s; an idle kept-alive
+    # connection is closed after keepalive_timeout_s.
+    header_timeout_s: float = 10.0
+    body_idle_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    # Open connections: in total and from one client address (IPv6: one /64); 503 past them.
+    max_connections: int = 1024
+    max_connections_per_address: int = 64
+    # JSON request bodies: nesting depth and values (members and elements) per document.
+    max_json_depth: int = 64
+    max_json_members: int = 100_000
 
 
 @final
@@ -224,6 +249,7 @@ class Settings:
     default_namespace: str = "guest"
     log_level: str = "info"
     api: ApiSettings = field(default_factory=ApiSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     invoker: InvokerSettings = field(default_factory=InvokerSettings)
@@ -254,6 +280,7 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {
     "api": ApiSettings,
+    "http": HttpSettings,
     "store": StoreSettings,
     "limits": LimitSettings,
     "invoker": InvokerSettings,
@@ -358,6 +385,15 @@ def _validate(settings: Settings) -> None:
     for ecosystem in settings.scan.advisories_ecosystems.split(","):
         if ecosystem.strip() not in ("PyPI", "npm"):
             raise SettingsError(f"scan.advisories_ecosystems: unsupported ecosystem {ecosystem.strip()!r} (PyPI, npm)")
+    http = settings.http
+    if min(http.max_request_line_bytes, http.max_header_bytes, http.max_header_field_bytes) < 256:
+        raise SettingsError("http.max_request_line_bytes and the header byte limits must be at least 256")
+    if min(http.max_header_count, http.max_connections, http.max_connections_per_address) < 1:
+        raise SettingsError("http.max_header_count and the connection caps must be at least 1")
+    if min(http.header_timeout_s, http.body_idle_timeout_s, http.keepalive_timeout_s) <= 0:
+        raise SettingsError("http timeouts must be positive")
+    if http.max_json_depth < 1 or http.max_json_members < 1:
+        raise SettingsError("http.max_json_depth and http.max_json_members must be at least 1")
     if settings.invoker.max_sandboxes < 1:
         raise SettingsError("invoker.max_sandboxes must be at least 1")
     auth = settings.auth

@@ -7,7 +7,6 @@ API, bootstraps the default namespace on first start, and serves on loopback by 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -15,12 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import structlog
-import uvicorn
 
 from stockade.api.app import Platform, create_app, default_store
 from stockade.config import Settings, load_settings
 from stockade.console import console_routes
 from stockade.domain import JSON, Action, SystemClock
+from stockade.edge.server import serve
 from stockade.errors import PlatformError
 from stockade.gateway import gateway_routes
 from stockade.invoker import EgressProxy, Invoker, RunOutcome, RunRequest
@@ -248,23 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         routes=[*(console_routes() if settings.console.enabled else []), *gateway_routes()],
     )
     app = create_app(platform)
-    config = uvicorn.Config(
-        app,
-        host=settings.api.host,
-        port=settings.api.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        # Forwarded headers are believed only from auth.trusted_proxies, by the app itself
-        # (uvicorn's default trusts X-Forwarded-For from any local peer).
-        proxy_headers=False,
-        forwarded_allow_ips="",
-        ssl_certfile=settings.api.tls_cert_file or None,
-        ssl_keyfile=settings.api.tls_key_file or None,
-    )
     print(f"stockade: serving the OpenWhisk API on {settings.api.base_url}", file=sys.stderr)
-    asyncio.run(uvicorn.Server(config).serve())
+    serve(app, settings)
     return 0
 
 

@@ -70,6 +70,12 @@ def test_stockade_up_serves_https(tmp_path):
             raise AssertionError((tmp_path / "server.log").read_text())
         props = (tmp_path / "wskprops").read_text()
         assert f"APIHOST=https://127.0.0.1:{port}" in props
+        # REST responses over TLS carry HSTS like web actions and the gateway (one edge function).
+        context = ssl.create_default_context(cafile=str(cert))
+        for path, headers in (("/", {}), ("/api/v1/namespaces/_/actions", {"Authorization": "Basic x"})):
+            r = httpx.get(f"https://127.0.0.1:{port}{path}", verify=context, headers=headers, timeout=5)
+            assert r.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+            assert r.headers["x-content-type-options"] == "nosniff"
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"https://127.0.0.1:{port}/", timeout=5)  # untrusted without the certificate
     finally:

@@ -125,6 +125,9 @@ def create_app(platform: Platform) -> Starlette:
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_found, HTTPException: _http_error},
     )
+    # A path matches or is a 404: no slash redirects (they turned an encoded slash in a name into
+    # another entity's path, with a Location built from the Host header).
+    app.router.redirect_slashes = False
     app.state.services = services
     app.state.tracer = tracer
     app.add_middleware(ApiMiddleware)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -12,10 +12,9 @@ from starlette.responses import Response
 from stockade.api.problems import JsonResponse, error_response
 from stockade.config import Settings
 from stockade.domain import JSON, Clock, EntityPath, Identity, validate_entity_name, validate_namespace
+from stockade.edge import JsonLimits, parse_json, read_body
 from stockade.errors import (
     BadRequestError,
-    MalformedRequestError,
-    PayloadTooLargeError,
     PlatformError,
     UnsupportedMediaTypeError,
 )
@@ -54,6 +53,7 @@ __all__ = [
     "collection_listing",
     "endpoint",
     "entity_path",
+    "json_limits",
     "namespace_param",
     "paging",
     "query_bool",
@@ -67,6 +67,9 @@ __all__ = [
 ]
 
 Handler = Callable[[Request], Awaitable[Response]]
+_INT_RE = re.compile(r"\A-?[0-9]{1,19}\Z")
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 class Listing(Protocol):
@@ -238,7 +241,10 @@ def namespace_param(request: Request, credentials: Credentials) -> str:
 
 
 async def read_json(request: Request, *, limit_bytes: int) -> Any:
-    """The JSON body (``{}`` when empty); 415 for another content type, 413 over ``limit_bytes``."""
+    """The JSON body (``{}`` when empty); 415 for another content type, 413 over ``limit_bytes``.
+
+    Strict RFC 8259 with the ``[http]`` limits (edge/json.py): 400 for anything else.
+    """
     body = await read_body(request, limit_bytes)
     if not body.strip():
         return {}
@@ -246,38 +252,15 @@ async def read_json(request: Request, *, limit_bytes: int) -> Any:
     media = content_type.split(";", 1)[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaTypeError(
-            f"The request's Content-Type [{content_type}] is not supported. Expected:\napplication/json"
+            f"The request's Content-Type [{content_type[:100]}] is not supported. Expected:\napplication/json"
         )
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedRequestError(str(exc)) from None
+    return parse_json(body, json_limits(request))
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The raw body, 413 over ``limit_bytes`` (by Content-Length, then by what arrived).
-
-    Read once and kept on the request (a signed request's body is read during authentication).
-    """
-    cached: bytes | None = request.scope.get("state", {}).get("body")
-    if cached is not None:
-        if len(cached) > limit_bytes:
-            raise PayloadTooLargeError(f"Request larger than allowed: {len(cached)} > {limit_bytes} bytes.")
-        return cached
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit_bytes:
-        raise PayloadTooLargeError(f"Request larger than allowed: {int(length)} > {limit_bytes} bytes.")
-    # Invariant: a body without (or lying about) Content-Length is never buffered past the limit.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise PayloadTooLargeError(f"Request larger than allowed: {size} > {limit_bytes} bytes.")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request.scope.setdefault("state", {})["body"] = body
-    return body
+def json_limits(request: Request) -> JsonLimits:
+    """The JSON limits of this app's settings."""
+    http = services_of(request).settings.http
+    return JsonLimits(max_depth=http.max_json_depth, max_members=http.max_json_members)
 
 
 # What a JavaScript client sends for an option it left unset (OpenWhisk ignores it).
@@ -304,15 +287,14 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
 
 
 def query_int(request: Request, name: str, default: int, *, detail: Callable[[str], str] | None = None) -> int:
-    """An integer query parameter; errors wrap ``detail(raw)`` as OpenWhisk does."""
+    """A 64-bit integer query parameter (ASCII digits, optional ``-``); errors wrap ``detail(raw)`` as OpenWhisk does."""
     raw = request.query_params.get(name)
     if raw is None or raw in _UNSET:
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        message = detail(raw) if detail else f"'{raw}' is not an integer"
-        raise BadRequestError(f"The query parameter '{name}' was malformed:\n{message}") from None
+    if _INT_RE.match(raw) is None or not INT64_MIN <= int(raw) <= INT64_MAX:
+        message = detail(raw[:64]) if detail else f"'{raw[:64]}' is not an integer"
+        raise BadRequestError(f"The query parameter '{name}' was malformed:\n{message}")
+    return int(raw)
 
 
 def paging(request: Request, collection: str) -> tuple[int, int]:

@@ -17,7 +17,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockade.api.problems import error_response
-from stockade.errors import InternalError
+from stockade.edge import secure_headers
+from stockade.errors import BadRequestError, InternalError, PlatformError
 from stockade.security.sources import client_address, parse_networks
 from stockade.services.audit import PLATFORM_CHAIN, AuditEvent
 from stockade.store import AUDIT_INTENT
@@ -34,6 +35,8 @@ CORS_HEADERS = [
         b"Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent",
     ),
 ]
+_ENCODED_SLASH = re.compile(rb"%2[fF]")
+ENCODED_SLASH_MESSAGE = "The request path holds an encoded slash (%2F); names cannot contain '/'."
 _TID_RE = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 
@@ -166,8 +169,30 @@ def packaged_namespace_path(scope: Scope) -> str | None:
     return f"/api/v1/namespaces/{namespace}/actions/{package}{rest}"
 
 
+def _names_of(raw_path: bytes) -> bytes:
+    """The part of a raw /api/v1 path made of names: all of it, but for a web action only
+    ``{ns}/{pkg}/{action}`` (what follows is the action's own path, ``__ow_path``)."""
+    if raw_path.startswith(b"/api/v1/web/"):
+        return b"/".join(raw_path.split(b"/")[4:7])
+    return raw_path
+
+
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+def _with_edge_headers(
+    headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]], https: bool
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` plus ``extra`` plus the secure headers the response does not set itself."""
+    present = [name.decode("latin-1").lower() for name, _ in headers]
+    content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+    # The one place secure headers are decided: REST, web actions and the gateway alike.
+    return [*headers, *extra, *_encoded(secure_headers(present, content_type=content_type, https=https))]
+
+
 class ApiMiddleware:
-    """Adds X-Request-ID and CORS headers; answers OPTIONS on /api/v1 (not web) itself."""
+    """Adds X-Request-ID, CORS and the secure headers; answers OPTIONS on /api/v1 (not web) itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -182,6 +207,7 @@ class ApiMiddleware:
         if rewritten is not None:
             scope = {**scope, "path": rewritten, "raw_path": quote(rewritten).encode()}
         path: str = scope["path"]
+        https = scope.get("scheme") == "https"
         # Web actions and the API gateway (/api/gw/) answer CORS and OPTIONS themselves.
         is_web = path.startswith(("/api/v1/web/", "/api/gw/"))
         extra = [(b"x-request-id", tid.encode())]
@@ -189,7 +215,8 @@ class ApiMiddleware:
         if not is_web and not (path == "/console" or path.startswith("/console/")):
             extra.extend(CORS_HEADERS)
         if scope["method"] == "OPTIONS" and path.startswith("/api/") and not is_web:
-            await send({"type": "http.response.start", "status": 200, "headers": [*extra, (b"content-length", b"0")]})
+            headers = _with_edge_headers([(b"content-length", b"0")], extra, https)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
         started = False
@@ -211,7 +238,7 @@ class ApiMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = _with_edge_headers(list(message.get("headers", [])), extra, https)
                 if status == 413 and not body_done:
                     # Invariant: a 413 is readable by a client still sending; a client that
                     # waits for 100-continue sends nothing more, so there is nothing to read.
@@ -229,7 +256,14 @@ class ApiMiddleware:
             intent = await services.audit.change_intent(lambda: audit_event(scope, 200, tid))
             token = AUDIT_INTENT.set(intent)
         try:
+            if path.startswith("/api/v1/") and _ENCODED_SLASH.search(_names_of(scope.get("raw_path") or b"")):
+                # A name never holds a slash: decoding one would move the request to another entity.
+                raise BadRequestError(ENCODED_SLASH_MESSAGE)
             await self.app(scope, receive_tracked, send_with_headers)
+        except PlatformError as exc:
+            if started:
+                raise
+            await error_response(exc, tid)(scope, receive, send_with_headers)
         except Exception:
             log.exception("api.unhandled_error", transaction_id=tid)
             if started:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from stockade.errors import PayloadTooLargeError
+from stockade.edge import read_body
 from stockade.gateway.pipeline import Gateway, GatewayRequest
 from stockade.security.sources import client_address, parse_networks
 from stockade.services import Services
@@ -33,19 +33,8 @@ def _gateway(request: Request) -> Gateway:
 
 def _body_reader(request: Request) -> Callable[[int], Awaitable[bytes]]:
     async def read(limit_bytes: int) -> bytes:
-        """The body, 413 past ``limit_bytes`` (by Content-Length, then by what arrived)."""
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit_bytes:
-            raise PayloadTooLargeError(f"Request larger than allowed: {int(length)} > {limit_bytes} bytes.")
-        # Invariant: a body without (or lying about) Content-Length is never buffered past the limit.
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit_bytes:
-                raise PayloadTooLargeError(f"Request larger than allowed: {size} > {limit_bytes} bytes.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        """The body, 413 past ``limit_bytes`` (the edge's one bounded reader)."""
+        return await read_body(request, limit_bytes)
 
     return read
 
@@ -72,7 +61,8 @@ async def serve(request: Request) -> Response:
     )
     answer = await _gateway(request).handle(gateway_request)
     response = Response(answer.body, status_code=answer.status)
-    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in answer.headers] + [
+    # Action-set names and values were vetted (edge.check_action_headers): tokens, Latin-1, no controls.
+    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers] + [
         (b"content-length", str(len(answer.body)).encode())
     ]
     return response

@@ -22,10 +22,10 @@ from jsonschema import Draft202012Validator
 
 from stockade.config import Settings
 from stockade.domain import ApiRoute, Clock, Identity, is_valid_name, split_request_path
+from stockade.edge import JsonLimits, parse_json
 from stockade.errors import (
     BadRequestError,
     ForbiddenError,
-    MalformedRequestError,
     NotFoundError,
     PlatformError,
     ThrottledError,
@@ -46,7 +46,7 @@ from stockade.services import (
     ResolvedAction,
     RetryLaterError,
 )
-from stockade.services.web import WebRequest, web_arguments, web_response
+from stockade.services.web import UnsafeResponseError, WebRequest, response_problem, web_arguments, web_response
 
 __all__ = ["Gateway", "GatewayRequest", "GatewayResponse", "client_of"]
 
@@ -55,13 +55,6 @@ log = structlog.get_logger("stockade.gateway")
 PREFIX: Final = ("api", "gw")
 NOT_READY: Final = "Response not yet ready."
 FORBIDDEN: Final = "The supplied authentication is not authorized to access this resource."
-SECURE_HEADERS: Final = (
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
-    ("cache-control", "no-store"),
-)
-HTML_CSP: Final = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
 ALLOW_COOKIES_ANNOTATION: Final = "allow-cookies"
 # Headers the gateway sets for the action; the same names sent by a client are dropped.
 GATEWAY_HEADER_PREFIX: Final = "x-stockade-"
@@ -146,7 +139,7 @@ def client_of(host: str) -> str:
     return f"ip:{address}"
 
 
-def _client_keys(query_string: str, body: bytes, content_type: str) -> frozenset[str]:
+def _client_keys(query_string: str, body: bytes, content_type: str, limits: JsonLimits) -> frozenset[str]:
     """The argument names a client chose: query keys, and the keys of an object or form body."""
     keys = {k for k, _ in urllib.parse.parse_qsl(query_string, keep_blank_values=True)}
     media = content_type.split(";", 1)[0].strip().lower()
@@ -154,8 +147,8 @@ def _client_keys(query_string: str, body: bytes, content_type: str) -> frozenset
         keys.update(k for k, _ in urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     elif body and (not media or media == "application/json" or media.endswith("+json")):
         try:
-            value = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            value = parse_json(body, limits)
+        except PlatformError:
             value = None
         if isinstance(value, dict):
             keys.update(value)
@@ -238,7 +231,8 @@ class Gateway:
         progress.client = caller.client
         settings = self._services.settings
         body = await request.read_body(min(route.options.max_body_bytes, settings.limits.max_payload_bytes))
-        self._check_schema(route, request.headers, body)
+        limits = JsonLimits(max_depth=settings.http.max_json_depth, max_members=settings.http.max_json_members)
+        self._check_schema(route, request.headers, body, limits)
         action = await self._resolve(route)
         demands = []
         if route.options.client_rate is not None:
@@ -258,11 +252,13 @@ class Gateway:
         headers[GATEWAY_HEADER_PREFIX + "client"] = caller.client
         headers[GATEWAY_HEADER_PREFIX + "route"] = f"{route.verb} {route.base_path}{route.rel_path}"
         args, supplied = web_arguments(
-            WebRequest(request.method, headers, match.rel_path, request.query_string, body, caller.user), raw=False
+            WebRequest(request.method, headers, match.rel_path, request.query_string, body, caller.user, limits),
+            raw=False,
         )
         args.update(match.params)
         # The client's own keys: __ow_body made by the platform from a text, binary or non-object body is not one.
-        supplied = _client_keys(request.query_string, body, headers.get("content-type", "")) & supplied
+        supplied = _client_keys(request.query_string, body, headers.get("content-type", ""), limits) & supplied
+        extension = "." + route.response_type
         result = await self._services.invoke.invoke(
             InvokeRequest(
                 identity=self._owner(route),
@@ -273,15 +269,18 @@ class Gateway:
                 transaction_id=request.transaction_id,
                 seal="web",
                 supplied_keys=supplied | frozenset(match.params),
+                response_check=lambda activation: response_problem(activation, extension),
             )
         )
         if result.activation is None:
             waiting = [("content-type", "application/json"), ("x-openwhisk-activation-id", result.activation_id)]
-            waiting = self._secure(request, waiting) + _cors_headers(route, progress.origin)
+            waiting += _cors_headers(route, progress.origin)
             return GatewayResponse(202, waiting, _json({"error": NOT_READY, "code": request.transaction_id}))
         try:
-            mapped = web_response(result.activation, "." + route.response_type)
+            mapped = web_response(result.activation, extension)
         except PlatformError as exc:
+            if isinstance(exc, UnsafeResponseError):
+                log.warning("gateway.response_refused", reason=exc.reason, activation_id=result.activation_id)
             response = self._error(request, progress, exc)
             response.headers.append(("x-openwhisk-activation-id", result.activation_id))
             return response
@@ -289,7 +288,8 @@ class Gateway:
         if action.action.annotation(ALLOW_COOKIES_ANNOTATION) is not True:
             headers_out = [(k, v) for k, v in headers_out if k != "set-cookie"]
         headers_out = [(k, v) for k, v in headers_out if not k.startswith("access-control-")]
-        headers_out = self._secure(request, headers_out) + _cors_headers(route, progress.origin)
+        # Secure headers are added to every response by ApiMiddleware (edge.secure_headers).
+        headers_out += _cors_headers(route, progress.origin)
         headers_out.append(("x-openwhisk-activation-id", result.activation_id))
         return GatewayResponse(mapped.status, headers_out, mapped.body)
 
@@ -380,7 +380,7 @@ class Gateway:
             raise ForbiddenError(FORBIDDEN)
         return _Caller(f"jwt:{identity.subject}")
 
-    def _check_schema(self, route: ApiRoute, headers: Mapping[str, str], body: bytes) -> None:
+    def _check_schema(self, route: ApiRoute, headers: Mapping[str, str], body: bytes, limits: JsonLimits) -> None:
         schema = route.options.request_schema
         if schema is None:
             return
@@ -389,10 +389,7 @@ class Gateway:
             raise UnsupportedMediaTypeError(
                 f"The request's Content-Type [{headers.get('content-type', '')[:100]}] is not supported. Expected:\napplication/json"
             )
-        try:
-            value = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedRequestError("The request content was malformed:\ninvalid JSON body") from None
+        value = parse_json(body, limits) if body.strip() else {}
         key = (route.route_id, route.updated)
         validator = self._validators.get(key)
         if validator is None:
@@ -407,18 +404,6 @@ class Gateway:
             raise BadRequestError(
                 f"The request body does not match the API's schema: at {where}: {error.message[:200]}"
             )
-
-    @staticmethod
-    def _secure(request: GatewayRequest, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        present = {k for k, _ in headers}
-        out = list(headers)
-        out += [(k, v) for k, v in SECURE_HEADERS if k not in present]
-        is_html = any(k == "content-type" and v.lower().startswith("text/html") for k, v in headers)
-        if is_html and "content-security-policy" not in present:
-            out.append(("content-security-policy", HTML_CSP))
-        if request.scheme == "https" and "strict-transport-security" not in present:
-            out.append(("strict-transport-security", "max-age=31536000; includeSubDomains"))
-        return out
 
     # -- refusals ----------------------------------------------------------------------------------
 
@@ -440,7 +425,6 @@ class Gateway:
             headers.append(("www-authenticate", f'Bearer error="insufficient_scope", scope="{scope}"'))
         if progress.route is not None:
             headers += _cors_headers(progress.route, progress.origin)
-        headers += [(k, v) for k, v in SECURE_HEADERS if k != "content-type"]
         return GatewayResponse(exc.status, headers, _json({"error": message, "code": request.transaction_id}))
 
     def _report(self, request: GatewayRequest, progress: _Progress, exc: PlatformError) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, final
 
 import structlog
@@ -77,6 +77,7 @@ __all__ = [
     "InvokeService",
 ]
 
+RESPONSE_REFUSED = "responseRefused"
 log = structlog.get_logger("stockade.invoke")
 
 SEALED_MESSAGE = "Request defines parameters that are not allowed (e.g., reserved properties)."
@@ -107,6 +108,9 @@ class InvokeRequest:
     seal: SealMode = "final"
     # The keys the client itself supplied (web requests add __ow_* ones); None: all of params.
     supplied_keys: frozenset[str] | None = None
+    # Web actions and the gateway: why the result cannot be sent as an HTTP response (None: it
+    # can); a reason is recorded on the activation as the ``responseRefused`` annotation.
+    response_check: Callable[[Activation], str | None] | None = None
 
 
 @final
@@ -485,6 +489,12 @@ class InvokeService:
             entity_path=action.path.relative,
             extra=extra,
         )
+        if request.response_check is not None:
+            reason = request.response_check(activation)
+            if reason is not None:
+                activation = replace(
+                    activation, annotations=(*activation.annotations, KeyValue(RESPONSE_REFUSED, reason))
+                )
         # Invariant: a blocking caller's response waits for this commit (durable before answered).
         await self._recorder.finish(activation)
         if self._monitor is not None:

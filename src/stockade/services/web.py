@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any, final
 
 from stockade.domain import JSON, Activation, ActivationStatus
+from stockade.edge import JsonLimits, check_action_headers, parse_json
 from stockade.errors import BadRequestError, NotFoundError, PlatformError
 from stockade.services.invoke import RESERVED_WEB_KEYS
 
 __all__ = [
     "EXTENSIONS",
     "RESERVED_WEB_KEYS",
+    "UnsafeResponseError",
     "WebRequest",
     "WebResponse",
+    "response_problem",
     "split_extension",
     "web_arguments",
     "web_response",
@@ -37,10 +40,23 @@ _TEXT_TYPES = frozenset(
 )
 ERROR_PROCESSING = "There was an error processing your request."
 MISSING_PROPERTY = "Response does not include requested property."
+INVALID_HTTP = "Response is not valid 'message/http'."
 
 
 class WebResponseError(BadRequestError):
     """The action's result cannot be turned into the requested content type (400)."""
+
+
+class UnsafeResponseError(WebResponseError):
+    """The action's headers cannot be sent safely: OpenWhisk's 400 for a bad header; ``reason`` says why.
+
+    A header name that is not a token, a value with CR, LF, NUL or another control character,
+    or a Location that is neither http(s) nor relative (edge/headers.py).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(INVALID_HTTP)
+        self.reason = reason
 
 
 @final
@@ -54,6 +70,7 @@ class WebRequest:
     query_string: str
     body: bytes
     user: str | None = None  # caller's namespace when authenticated
+    json_limits: JsonLimits = field(default_factory=JsonLimits)
 
 
 @final
@@ -101,7 +118,9 @@ def web_arguments(request: WebRequest, *, raw: bool) -> tuple[dict[str, JSON], f
     supplied: frozenset[str] = frozenset()
     if not raw:
         args.update(urllib.parse.parse_qsl(request.query_string, keep_blank_values=True))
-        body_args, named_by_client = _body_arguments(request.body, media) if request.body else ({}, True)
+        body_args, named_by_client = (
+            _body_arguments(request.body, media, request.json_limits) if request.body else ({}, True)
+        )
         # Invariant: keys the client named (query, object or form body) are "supplied" and may
         # not be reserved or sealed; an __ow_body the platform made from a non-object body is not.
         supplied = frozenset(args) | (frozenset(body_args) if named_by_client else frozenset())
@@ -114,14 +133,18 @@ def web_arguments(request: WebRequest, *, raw: bool) -> tuple[dict[str, JSON], f
     return args, supplied
 
 
-def _body_arguments(body: bytes, media: str) -> tuple[dict[str, JSON], bool]:
-    """The arguments a body adds, and whether their keys were named by the client."""
+def _body_arguments(body: bytes, media: str, limits: JsonLimits) -> tuple[dict[str, JSON], bool]:
+    """The arguments a body adds, and whether their keys were named by the client.
+
+    A body declared JSON is parsed strictly (400 when it is not RFC 8259 JSON within ``limits``);
+    an undeclared body that is not such JSON reaches the action base64-encoded, unparsed.
+    """
     if _is_json_media(media) or not media:
         try:
-            value = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            value = parse_json(body, limits)
+        except PlatformError:
             if _is_json_media(media):
-                raise BadRequestError("The request content was malformed:\ninvalid JSON body") from None
+                raise
             return {"__ow_body": base64.b64encode(body).decode()}, False
         return (dict(value), True) if isinstance(value, dict) else ({"__ow_body": value}, False)
     if media == "application/x-www-form-urlencoded":
@@ -205,6 +228,9 @@ def _http_response(value: JSON) -> WebResponse:
     if not isinstance(raw_headers, dict):
         raise WebResponseError("Response is not valid 'message/http'.")
     headers = [(str(k).lower(), v) for k, raw in raw_headers.items() for v in _header_values(raw)]
+    reason = check_action_headers(headers)
+    if reason is not None:
+        raise UnsafeResponseError(reason)
     status_raw = value.get("statusCode")
     body = value.get("body")
     empty = body is None or body == ""
@@ -216,7 +242,8 @@ def _http_response(value: JSON) -> WebResponse:
         status = int(status_raw)
     else:
         raise WebResponseError("Response is not valid 'message/http'.")
-    if not 100 <= status <= 999:
+    # A final response: no interim 1xx (a 101 would hand the connection over), nothing past 599.
+    if not 200 <= status <= 599:
         raise WebResponseError("Response is not valid 'message/http'.")
     if empty:
         return WebResponse(status, headers, b"")
@@ -242,6 +269,27 @@ def _http_response(value: JSON) -> WebResponse:
     if decoded is None:
         raise WebResponseError("Response type in header did not match generated content type.")
     return WebResponse(status, headers, decoded)
+
+
+def response_problem(activation: Activation, extension: str) -> str | None:
+    """Why the ``.http`` response of ``activation`` has headers that cannot be sent (None: none).
+
+    Checked before the activation is recorded, so the record says why the client got a 400.
+    """
+    if extension != ".http":
+        return None
+    try:
+        value = _projection(activation.response.result, activation)
+    except PlatformError:
+        return None
+    raw_headers = value.get("headers") if isinstance(value, dict) else None
+    if not isinstance(raw_headers, dict):
+        return None
+    try:
+        headers = [(str(k).lower(), v) for k, raw in raw_headers.items() for v in _header_values(raw)]
+    except WebResponseError:
+        return None
+    return check_action_headers(headers)
 
 
 def _try_base64(text: str) -> bytes | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from starlette.testclient import TestClient
+
 LIMIT = 100
 
 
@@ -29,6 +32,11 @@ def test_a_body_without_content_length_is_cut_off_at_the_limit(gw):
 
 
 def test_a_lying_content_length_cannot_smuggle_more(gw):
+    if not isinstance(gw.api.client, TestClient):
+        pytest.skip(
+            "on a live server a lying Content-Length cannot deliver more body: the extra bytes are "
+            "parsed as the next request and refused (tests/edge/test_framing.py)"
+        )
     gw.route(verb="POST", maxBodyBytes=LIMIT)
     r = gw.call("POST", "/shop/items", content=b"z" * (LIMIT * 3), headers={"Content-Length": str(LIMIT)})
     assert r.status_code in (400, 413)

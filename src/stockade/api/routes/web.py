@@ -13,13 +13,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stockade.api.context import client_address, read_body, report_refusal, services_of, transaction_id
+from stockade.api.context import client_address, json_limits, read_body, report_refusal, services_of, transaction_id
 from stockade.api.problems import JsonResponse, error_response
 from stockade.domain import Action, EntityPath, Identity, is_valid_name
 from stockade.errors import NotFoundError, PlatformError, UnauthenticatedError
 from stockade.observability.events import EventType, SecurityEvent, Severity
 from stockade.services import InvokeRequest
-from stockade.services.web import WebRequest, WebResponse, split_extension, web_arguments, web_response
+from stockade.services.web import (
+    UnsafeResponseError,
+    WebRequest,
+    WebResponse,
+    response_problem,
+    split_extension,
+    web_arguments,
+    web_response,
+)
 
 __all__ = ["routes"]
 
@@ -29,13 +37,6 @@ WEB_AUTH_FAILED = "Authentication is possible but has failed or not yet been pro
 NOT_READY = "Response not yet ready."
 CORS_METHODS = "OPTIONS, GET, DELETE, POST, PUT, HEAD, PATCH"
 CORS_DEFAULT_HEADERS = "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent"
-# Secure defaults for every web response; an action may set its own values for these.
-SECURE_HEADERS = (
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
-)
-HTML_CSP = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
 ALLOW_COOKIES_ANNOTATION = "allow-cookies"
 
 
@@ -99,21 +100,14 @@ def _finish(request: Request, action: Action, response: WebResponse, activation_
     if action.annotation(ALLOW_COOKIES_ANNOTATION) is not True and any(k == "set-cookie" for k, _ in headers):
         log.warning("web.cookie_dropped", action=action.path.fqn, activation_id=activation_id)
         headers = [(k, v) for k, v in headers if k != "set-cookie"]
-    present = {k for k, _ in headers}
-    for key, value in SECURE_HEADERS:
-        if key not in present:
-            headers.append((key, value))
-    is_html = any(k == "content-type" and v.lower().startswith("text/html") for k, v in headers)
-    if is_html and "content-security-policy" not in present:
-        headers.append(("content-security-policy", HTML_CSP))
-    if request.url.scheme == "https" and "strict-transport-security" not in present:
-        headers.append(("strict-transport-security", "max-age=31536000; includeSubDomains"))
+    # Secure headers are added to every response by ApiMiddleware (edge.secure_headers).
     if action.annotation("web-custom-options") is not True:
         headers = [(k, v) for k, v in headers if not k.startswith("access-control-")] + _cors_headers(request)
     if activation_id:
         headers.append(("x-openwhisk-activation-id", activation_id))
     out = Response(response.body, status_code=response.status)
-    out.raw_headers = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers] + [
+    # Names and values were vetted (edge.check_action_headers): tokens, Latin-1, no control characters.
+    out.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers] + [
         (b"content-length", str(len(response.body)).encode())
     ]
     return out
@@ -157,6 +151,7 @@ async def web_action(request: Request) -> Response:
                 query_string=request.url.query,
                 body=body,
                 user=user,
+                json_limits=json_limits(request),
             ),
             raw=raw,
         )
@@ -170,6 +165,7 @@ async def web_action(request: Request) -> Response:
                 transaction_id=tid,
                 seal="none" if raw else "web",
                 supplied_keys=supplied,
+                response_check=lambda activation: response_problem(activation, extension),
             )
         )
         activation_id = result.activation_id
@@ -179,6 +175,8 @@ async def web_action(request: Request) -> Response:
             return not_ready
         return _finish(request, action, web_response(result.activation, extension), activation_id)
     except PlatformError as exc:
+        if isinstance(exc, UnsafeResponseError):
+            log.warning("web.response_refused", reason=exc.reason, activation_id=activation_id)
         report_refusal(request, exc, action=action.path.key if action is not None else "")
         if exc.status == 401 and action is not None:
             _report_web_auth_failure(request, action)
