@@ -98,7 +98,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory):
 def fuzz_edge(tmp_path_factory: pytest.TempPathFactory):
     """A server of its own for the fuzzer (it may create and change anything it can)."""
     data_dir = tmp_path_factory.mktemp("stockade-fuzz")
-    proc, server = start_server(data_dir)
+    config = data_dir / "fuzz.toml"
+    # Advisory syncs the fuzzer triggers stay on loopback (a closed port: the sync answers 503).
+    config.write_text('[scan]\nadvisories_url = "http://127.0.0.1:9/osv"\n')
+    proc, server = start_server(data_dir, "--config", str(config))
     edge = Edge(server)
     try:
         yield edge

@@ -50,7 +50,9 @@ def _problem(request: Request, status: int, headers: dict[str, str], body: bytes
     ran = "x-openwhisk-activation-id" in headers  # the action ran: its own response (or the record)
     # OpenWhisk answers apimgmt's gateway failures with 502 (reference §10), in the error envelope.
     upstream = request.path.startswith(APIMGMT)
-    if status >= 500 and not (status == 502 and (ran or upstream)):
+    # An advisory sync whose download source cannot be reached is unavailable (503), not a bug.
+    unreachable = request.path == "/api/v1/admin/advisories/sync" and status == 503
+    if status >= 500 and not (status == 502 and (ran or upstream)) and not unreachable:
         return f"{status}"
     if status >= 400 and not ran:
         try:

@@ -62,7 +62,8 @@ def test_no_write_reaches_the_system_namespace(platform):
             "/namespaces/WHISK.SYSTEM/actions/utils/echo?overwrite=true",
         ):
             r = m.put(path, json=ECHO)
-            assert r.status_code in (403, 404), (path, r.status_code, r.text)
+            # 400: an encoded slash inside an action name is refused by the edge before any route.
+            assert r.status_code in (400, 403, 404), (path, r.status_code, r.text)
             _envelope(r)
         r = m.put("/namespaces/whisk.system/packages/utils?overwrite=true", json={"publish": False})
         assert r.status_code == 403

@@ -7,7 +7,6 @@ performance are unaffected.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import secrets
 from typing import Any
@@ -120,27 +119,30 @@ def _services(scope: Scope) -> Any:
 
 
 # A refused body (413) is read and discarded up to these bounds before the answer, so that a
-# client still sending can read it; past them the connection is closed (an abusive client).
+# client still sending can read it; past them the connection is closed (an abusive client). The
+# idle bound is below the edge server's body deadline, so a stalled client gets the 413, not a 408.
 _DRAIN_MAX_BYTES = 64 * 1024 * 1024
 _DRAIN_MAX_S = 15.0
+_DRAIN_IDLE_S = 1.0
 
 
 async def _drain(receive: Receive) -> None:
     """Read what the client is still sending of its body (bounded), so the answer is readable."""
     received = 0
-
-    async def loop() -> None:
-        nonlocal received
-        while received < _DRAIN_MAX_BYTES:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            received += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
-
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(loop(), _DRAIN_MAX_S)
+    deadline = asyncio.get_running_loop().time() + _DRAIN_MAX_S
+    while received < _DRAIN_MAX_BYTES:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), min(_DRAIN_IDLE_S, left))
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 _PACKAGED_NS = re.compile(rb"\A/api/v1/namespaces/([^/]*%2[Ff][^/]*)/actions(/[^/]*)?\Z")
@@ -240,8 +242,9 @@ class ApiMiddleware:
                 status = int(message["status"])
                 message["headers"] = _with_edge_headers(list(message.get("headers", [])), extra, https)
                 if status == 413 and not body_done:
-                    # Invariant: a 413 is readable by a client still sending; a client that
-                    # waits for 100-continue sends nothing more, so there is nothing to read.
+                    # Invariant: a 413 is readable by a client still sending (its body is read and
+                    # discarded, bounded); a client that waits for 100-continue or stalls sends
+                    # nothing more, so the answer goes at once rather than after the edge's 408.
                     if not expects_continue:
                         await _drain(receive)
                     message["headers"].append((b"connection", b"close"))
