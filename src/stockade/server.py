@@ -20,10 +20,10 @@ import uvicorn
 from stockade.api.app import Platform, create_app, default_store
 from stockade.config import Settings, load_settings
 from stockade.console import console_routes
-from stockade.domain import JSON, Action, SystemClock
+from stockade.domain import SystemClock
 from stockade.errors import PlatformError
 from stockade.gateway import gateway_routes
-from stockade.invoker import EgressProxy, Invoker, RunOutcome, RunRequest
+from stockade.invoker import EgressProxy, Invoker
 from stockade.observability import configure_logging
 from stockade.observability.tracing import build_tracer
 from stockade.sandbox import BackendReport, SandboxBackend
@@ -31,51 +31,9 @@ from stockade.sandbox.insecure_process import InsecureProcessBackend
 from stockade.security.tls import ensure_self_signed
 from stockade.services import Services
 
-__all__ = ["InvokerRunner", "build_backend", "main"]
+__all__ = ["build_backend", "main"]
 
 log = structlog.get_logger("stockade.server")
-
-
-class InvokerRunner:
-    """Adapts the local Invoker to the services' ActionRunner seam."""
-
-    def __init__(self, invoker: Invoker) -> None:
-        self.invoker = invoker
-
-    async def run_action(
-        self,
-        action: Action,
-        params: dict[str, JSON],
-        init_env: dict[str, str],
-        activation_env: dict[str, str],
-        activation_id: str,
-    ) -> RunOutcome:
-        """Run on this host's invoker."""
-        return await self.invoker.run(
-            RunRequest(
-                action=action,
-                parameters=params,
-                activation_id=activation_id,
-                activation_env=activation_env,
-                init_env=init_env,
-                namespace=activation_env.get("__OW_NAMESPACE", ""),
-            )
-        )
-
-    def statistics(self) -> dict[str, int]:
-        """The warm pool's counters, for the metrics (``stockade_warm_pool_sandboxes``, kills by reason)."""
-        stats = self.invoker.statistics()
-        pool = stats.pool
-        return {
-            "live": pool.live,
-            "idle": pool.idle,
-            "busy": pool.busy,
-            "max_sandboxes": pool.max_sandboxes,
-            "waiting": stats.waiting,
-            "evictions": pool.evictions,
-            "reaped": pool.reaped,
-            "recycled": pool.recycled,
-        }
 
 
 def build_backend(settings: Settings) -> SandboxBackend:
@@ -239,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     platform = Platform(
         settings=settings,
         store=default_store(settings),
-        runner=InvokerRunner(invoker),
+        runner=invoker,
         clock=SystemClock(),
         on_open=[bootstrap, install_catalog, advisories_status, wire_egress_events],
         on_close=[close_invoker],

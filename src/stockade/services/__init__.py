@@ -160,7 +160,7 @@ def build_services(
         clock,
         metrics,
         events,
-        pool_statistics=runner.statistics if isinstance(runner, ReportsStatistics) else None,
+        pool_statistics=runner.pool_statistics if isinstance(runner, ReportsStatistics) else None,
     )
     audit = AuditLog(store, vault, clock)
     epoch = SecurityEpoch(store)

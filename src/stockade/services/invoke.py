@@ -33,6 +33,7 @@ from stockade.domain import (
     parse_fqn,
     parse_policy,
 )
+from stockade.domain.runs import RunRequest
 from stockade.errors import (
     BadRequestError,
     ConflictError,
@@ -370,8 +371,16 @@ class InvokeService:
         merged.update(body)
         return merged
 
+    @staticmethod
+    def _policy(action: Action) -> ActionPolicy:
+        """The action's grants, parsed once per run; a policy that does not parse grants nothing."""
+        try:
+            return parse_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace)
+        except PlatformError:
+            return ActionPolicy()
+
     def _activation_env(
-        self, action: Action, request: InvokeRequest, activation_id: str, start_ms: int
+        self, action: Action, request: InvokeRequest, activation_id: str, deadline_ms: int, policy: ActionPolicy
     ) -> dict[str, str]:
         env = {
             "__OW_NAMESPACE": request.identity.namespace,
@@ -379,23 +388,19 @@ class InvokeService:
             "__OW_ACTION_VERSION": action.version,
             "__OW_ACTIVATION_ID": activation_id,
             "__OW_TRANSACTION_ID": request.transaction_id,
-            "__OW_DEADLINE": str(start_ms + action.limits.timeout),
+            "__OW_DEADLINE": str(deadline_ms),
         }
         provide = action.annotation("provide-api-key")
         if (provide is None or is_truthy(provide)) and self._tokens is not None:
             # Never the namespace key: a token scoped to the action's own policy, expiring at
             # the activation deadline.
-            try:
-                policy = parse_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace)
-            except PlatformError:
-                policy = ActionPolicy()
             env["__OW_API_KEY"] = self._tokens.issue(
                 TokenClaims(
                     namespace=action.path.namespace,
                     subject=request.identity.subject,
                     action=action.path.fqn,
                     scope=policy.invoke,
-                    expires_ms=start_ms + action.limits.timeout,
+                    expires_ms=deadline_ms,
                 )
             )
         return env
@@ -495,13 +500,26 @@ class InvokeService:
         self, request: InvokeRequest, action: Action, params: dict[str, JSON], activation_id: str, received_ms: int
     ) -> _Run:
         init_env = {kv.key: env_value(await self._vault.open(kv.value)) for kv in action.parameters if kv.init}
-        activation_env = self._activation_env(action, request, activation_id, received_ms)
+        policy = self._policy(action)
+        deadline_ms = received_ms + action.limits.timeout
+        activation_env = self._activation_env(action, request, activation_id, deadline_ms, policy)
         try:
             activation_env.update(await self._secrets.for_activation(action, activation_id))
         except PlatformError as exc:
             now = self._clock.now_ms()
             return _Run(ActivationResponse.failure(ActivationStatus.DEVELOPER_ERROR, exc.message), [], received_ms, now)
-        outcome = await self._runner.run_action(action, params, init_env, activation_env, activation_id)
+        outcome = await self._runner.run_action(
+            RunRequest(
+                action=action,
+                parameters=params,
+                activation_id=activation_id,
+                activation_env=activation_env,
+                init_env=init_env,
+                namespace=request.identity.namespace,
+                deadline_ms=deadline_ms,
+                policy=policy,
+            )
+        )
         annotations = [
             KeyValue("waitTime", outcome.wait_time_ms),
             KeyValue("timeout", outcome.timed_out),
