@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,13 +25,14 @@ from stockade.errors import PlatformError
 from stockade.gateway import gateway_routes
 from stockade.invoker import EgressProxy, Invoker
 from stockade.observability import configure_logging
-from stockade.observability.tracing import build_tracer
+from stockade.observability.tracing import Tracer, build_tracer
 from stockade.sandbox import BackendReport, SandboxBackend
 from stockade.sandbox.insecure_process import InsecureProcessBackend
 from stockade.security.tls import ensure_self_signed
 from stockade.services import Services
+from stockade.services.runner import ActionRunner
 
-__all__ = ["build_backend", "main"]
+__all__ = ["build_backend", "main", "parser", "prepare", "serve", "start_backend"]
 
 log = structlog.get_logger("stockade.server")
 
@@ -46,7 +47,14 @@ def build_backend(settings: Settings) -> SandboxBackend:
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="stockade up", description="Start the Stockade platform (standalone).")
+    return parser().parse_args(list(argv))
+
+
+def parser(
+    prog: str = "stockade up", description: str = "Start the Stockade platform (standalone)."
+) -> argparse.ArgumentParser:
+    """The command line of ``stockade up`` (and, with more options, of ``stockade controller``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", type=Path, help="settings file (TOML)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 3233)")
@@ -67,11 +75,15 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--log-format", choices=["json", "console"], default="console")
     parser.add_argument("--wskprops", type=Path, help="where to write the credentials file on first start")
-    return parser.parse_args(list(argv))
+    return parser
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
     env = dict(os.environ)
+    if getattr(args, "nats", None):
+        env["STOCKADE_NATS__URL"] = str(args.nats)
+    if getattr(args, "id", None):
+        env["STOCKADE_NATS__PROCESS_ID"] = str(args.id)
     overrides = {
         "STOCKADE_API__HOST": args.host,
         "STOCKADE_API__PORT": args.port,
@@ -104,14 +116,13 @@ def _print_report(settings: Settings, report: BackendReport) -> None:
         print(f"  WARNING: {item}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the standalone platform until interrupted."""
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
+def prepare(args: argparse.Namespace) -> Settings | None:
+    """Settings, logging, data directory and TLS from the command line; None (reported) when unusable."""
     try:
         settings = _settings_from(args)
     except PlatformError as exc:
         print(f"stockade: {exc.message}", file=sys.stderr)
-        return 2
+        return None
     configure_logging(settings.log_level, args.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if args.self_signed:
@@ -123,7 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if bool(settings.api.tls_cert_file) != bool(settings.api.tls_key_file):
         print("stockade: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
+        return None
+    return settings
+
+
+def start_backend(settings: Settings) -> SandboxBackend | None:
+    """The sandbox backend, reported; None (reported) when it cannot run here."""
     backend = build_backend(settings)
     report = backend.report()
     _print_report(settings, report)
@@ -135,12 +151,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  or, for development with trusted code only, start with --sandbox insecure_process (not recommended).",
             file=sys.stderr,
         )
+        return None
+    return backend
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the standalone platform until interrupted."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    settings = prepare(args)
+    if settings is None:
+        return 2
+    backend = start_backend(settings)
+    if backend is None:
         return 2
     # One tracer for the API, the services and the invoker (spans to stderr); None when tracing is off.
     tracer = build_tracer()[0] if settings.observability.tracing_enabled else None
     # The egress allowlist proxy (one per process); only real sandboxes have a network to guard.
     egress = EgressProxy() if settings.invoker.sandbox_backend != "insecure_process" else None
     invoker = Invoker.from_settings(settings, backend, tracer=tracer, egress=egress)
+
+    async def wire_egress_events(services: Services) -> None:
+        if egress is not None:
+            egress.set_event_sink(services.monitoring.events)
+
+    async def close_invoker() -> None:
+        await invoker.close()
+        if egress is not None:
+            await egress.close()
+        await backend.close()
+
+    return serve(settings, args, invoker, tracer=tracer, on_open=[wire_egress_events], on_close=[close_invoker])
+
+
+def serve(
+    settings: Settings,
+    args: argparse.Namespace,
+    runner: ActionRunner,
+    *,
+    tracer: Tracer | None = None,
+    on_open: Sequence[Callable[[Services], Awaitable[None]]] = (),
+    on_close: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> int:
+    """Serve the API over ``runner`` (the local invoker, or a controller's dispatcher) until interrupted."""
     wskprops_path = args.wskprops or settings.data_dir / "wskprops"
 
     async def install_catalog(services: Services) -> None:
@@ -184,23 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
 
-    async def wire_egress_events(services: Services) -> None:
-        if egress is not None:
-            egress.set_event_sink(services.monitoring.events)
-
-    async def close_invoker() -> None:
-        await invoker.close()
-        if egress is not None:
-            await egress.close()
-        await backend.close()
-
     platform = Platform(
         settings=settings,
         store=default_store(settings),
-        runner=invoker,
+        runner=runner,
         clock=SystemClock(),
-        on_open=[bootstrap, install_catalog, advisories_status, wire_egress_events],
-        on_close=[close_invoker],
+        on_open=[bootstrap, install_catalog, advisories_status, *on_open],
+        on_close=list(on_close),
         tracer=tracer,
         # The web console (same origin as the API) and the API gateway, next to the API's routes.
         routes=[*(console_routes() if settings.console.enabled else []), *gateway_routes()],

@@ -57,4 +57,3 @@ def test_a_policy_that_does_not_parse_grants_nothing(api):
         return  # refused at deploy time: nothing to run
     assert api.post(f"{A}/badpolicy?blocking=true", json={}).status_code == 200
     assert api.runner.requests[-1].policy == ActionPolicy()
-

@@ -40,6 +40,9 @@ class RunRequest:
     # The action's policy, parsed once by the invoke use case; None: parse the annotation here.
     # A policy that does not parse grants nothing (``ActionPolicy()``).
     policy: ActionPolicy | None = None
+    # Blocking invokes run at most once (a lost run ends as a whisk internal error); the others
+    # (non-blocking invokes, trigger fires) at least once, deduplicated by activation id.
+    at_most_once: bool = True
 
     @property
     def pool_namespace(self) -> str:

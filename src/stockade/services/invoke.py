@@ -518,6 +518,7 @@ class InvokeService:
                 namespace=request.identity.namespace,
                 deadline_ms=deadline_ms,
                 policy=policy,
+                at_most_once=request.blocking,
             )
         )
         annotations = [
