@@ -203,6 +203,8 @@ def build_services(
         concurrent_invocations=limits.concurrent_invocations,
         fires_per_minute=limits.fires_per_minute,
         overrides=limit_overrides.get,
+        # Scale-out: every controller takes per-minute acceptances in the store (limits hold in total).
+        shared=store if settings.nats.url else None,
     )
     recorder.rates = throttle  # accepted counts ride in the journal's group commits
     secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access, audit=audit)

@@ -181,7 +181,7 @@ class InvokeService:
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Accept an invoke: 429/403/404/400 before anything runs, then run and record."""
         namespace = request.identity.namespace
-        self._throttle.check_invoke(namespace)
+        await self._throttle.admit_invoke(namespace)
         resolved = await self._catalog.resolve_action(request.identity, request.path, Permission.INVOKE)
         supplied = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
         try:
