@@ -24,7 +24,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from stockade.cluster.jetstream import connect, ensure_invokers_bucket, ensure_run_stream
+from stockade.cluster.jetstream import connect, ensure_controllers_bucket, ensure_invokers_bucket, ensure_run_stream
 from stockade.cluster.ring import HashRing
 from stockade.cluster.wire import (
     ANY_SUBJECT,
@@ -75,6 +75,7 @@ class DispatchRunner:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
+        self._controllers: KeyValue | None = None
         self._pending: dict[str, _Pending] = {}
         self._members: dict[str, Heartbeat] = {}
         self._ring = HashRing(())
@@ -90,6 +91,8 @@ class DispatchRunner:
         self._js = self._nc.jetstream()
         await ensure_run_stream(self._js)
         self._kv = await ensure_invokers_bucket(self._js, self._settings.dead_after_s)
+        self._controllers = await ensure_controllers_bucket(self._js, self._settings.dead_after_s)
+        await self._controllers.put(self.controller_id, b"{}")
         await self._nc.subscribe(self._reply_subject, cb=self._on_result)
         await self.refresh_members()
         self._watch = asyncio.create_task(self._watch_members())
@@ -135,11 +138,21 @@ class DispatchRunner:
             if pending.target != "any" and pending.target not in members and not pending.future.done():
                 await self._lost(activation_id, pending)
 
+    async def live_controllers(self) -> frozenset[str]:
+        """The controllers heartbeating now (this one included once it has beaten)."""
+        assert self._controllers is not None
+        try:
+            return frozenset(await self._controllers.keys())
+        except Exception:
+            return frozenset()
+
     async def _watch_members(self) -> None:
         period = min(self._settings.heartbeat_s, 1.0)
         while True:
             await asyncio.sleep(period)
             try:
+                assert self._controllers is not None
+                await self._controllers.put(self.controller_id, b"{}")
                 await self.refresh_members()
             except Exception:
                 log.warning("dispatch.members_unavailable")

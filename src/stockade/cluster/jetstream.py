@@ -15,9 +15,9 @@ from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageT
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
-from stockade.cluster.wire import INVOKE_PREFIX, INVOKERS_BUCKET, RUN_STREAM
+from stockade.cluster.wire import CONTROLLERS_BUCKET, INVOKE_PREFIX, INVOKERS_BUCKET, RUN_STREAM
 
-__all__ = ["connect", "ensure_invokers_bucket", "ensure_run_stream"]
+__all__ = ["connect", "ensure_controllers_bucket", "ensure_invokers_bucket", "ensure_run_stream"]
 
 _MAX_STREAM_BYTES = 1 << 30
 
@@ -46,7 +46,16 @@ async def ensure_run_stream(js: JetStreamContext) -> None:
 
 async def ensure_invokers_bucket(js: JetStreamContext, dead_after_s: float) -> KeyValue:
     """Invoker heartbeats: a key per live invoker, gone ``dead_after_s`` after its last beat."""
+    return await _bucket(js, INVOKERS_BUCKET, dead_after_s)
+
+
+async def ensure_controllers_bucket(js: JetStreamContext, dead_after_s: float) -> KeyValue:
+    """Controller heartbeats (journal rows of a controller that is gone are recovered by the others)."""
+    return await _bucket(js, CONTROLLERS_BUCKET, dead_after_s)
+
+
+async def _bucket(js: JetStreamContext, name: str, ttl_s: float) -> KeyValue:
     try:
-        return await js.key_value(INVOKERS_BUCKET)
+        return await js.key_value(name)
     except (NotFoundError, nats.js.errors.BucketNotFoundError):
-        return await js.create_key_value(KeyValueConfig(bucket=INVOKERS_BUCKET, ttl=dead_after_s, history=1))
+        return await js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl_s, history=1))

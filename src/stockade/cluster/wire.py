@@ -16,6 +16,7 @@ from stockade.domain import JSON, ActionPolicy, ActivationResponse, ActivationSt
 
 __all__ = [
     "ANY_SUBJECT",
+    "CONTROLLERS_BUCKET",
     "INVOKERS_BUCKET",
     "INVOKER_LOST",
     "INVOKE_PREFIX",
@@ -34,6 +35,7 @@ INVOKE_PREFIX: Final = "stockade.invoke"
 ANY_SUBJECT: Final = "stockade.invoke.any"
 RESULT_PREFIX: Final = "stockade.result"
 INVOKERS_BUCKET: Final = "stockade-invokers"
+CONTROLLERS_BUCKET: Final = "stockade-controllers"
 # The record a run lost with its invoker leaves (a whisk internal error, never silence).
 INVOKER_LOST: Final = "The invoker running the activation was lost; the activation did not complete."
 

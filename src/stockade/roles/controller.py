@@ -6,8 +6,13 @@ Stateless: state is in the store (``store.url``, PostgreSQL) and runs go through
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Final
+
+import structlog
 
 from stockade import server
 from stockade.cluster import DispatchRunner
@@ -15,6 +20,10 @@ from stockade.roles import process_id
 from stockade.services import Services
 
 __all__ = ["main"]
+
+log = structlog.get_logger("stockade.controller")
+
+JANITOR_PERIOD_S: Final = 5.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,15 +44,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PostgreSQL (store.url = postgresql://...)",
             file=sys.stderr,
         )
-    dispatcher = DispatchRunner(settings.nats, process_id(settings, "controller"))
+    controller_id = process_id(settings, "controller")
+    # The id goes into every journal row this controller accepts (services read it from settings).
+    settings = replace(settings, nats=replace(settings.nats, process_id=controller_id))
+    dispatcher = DispatchRunner(settings.nats, controller_id)
+    janitor: list[asyncio.Task[None]] = []
 
     async def connect(services: Services) -> None:
         await dispatcher.start(services.vault)
-        print(
-            f"stockade controller {dispatcher.controller_id}: dispatching through {settings.nats.url}", file=sys.stderr
-        )
+        janitor.append(asyncio.create_task(_janitor(services, dispatcher)))
+        print(f"stockade controller {controller_id}: dispatching through {settings.nats.url}", file=sys.stderr)
 
-    return server.serve(settings, args, dispatcher, on_open=[connect], on_close=[dispatcher.close])
+    async def close() -> None:
+        for task in janitor:
+            task.cancel()
+        await dispatcher.close()
+
+    return server.serve(settings, args, dispatcher, on_open=[connect], on_close=[close])
+
+
+async def _janitor(services: Services, dispatcher: DispatchRunner) -> None:
+    """Recover the journal rows of controllers that are gone (and, at start, this one's earlier life).
+
+    A controller's rows are left alone while its heartbeat key lives; once it has expired, the
+    non-blocking ones run again under their ids (at least once) and the blocking ones are closed
+    as internal errors (at most once), exactly as a standalone restart does.
+    """
+    first = True
+    while True:
+        try:
+            live = set(await dispatcher.live_controllers())
+            if first:
+                live.discard(dispatcher.controller_id)
+            else:
+                live.add(dispatcher.controller_id)
+            counts = await services.invoke.recover(live_owners=frozenset(live))
+            if counts["rerun"] or counts["closed"] or first:
+                log.info("controller.recovered", live=sorted(live), **counts)
+            first = False
+        except Exception:
+            log.exception("controller.janitor_failed")
+        await asyncio.sleep(JANITOR_PERIOD_S)
 
 
 if __name__ == "__main__":

@@ -220,6 +220,7 @@ def build_services(
         max_sequence_length=limits.max_sequence_length,
         monitor=monitoring.activations,
         tracer=tracer,
+        owner=settings.nats.process_id if settings.nats.url else "",
     )
     gate = DeployGate(
         store,

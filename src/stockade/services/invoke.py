@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, final
 
 import structlog
@@ -163,7 +163,13 @@ class InvokeService:
         max_sequence_length: int = 50,
         monitor: ActivationMonitor | None = None,
         tracer: Tracer | None = None,
+        owner: str = "",
     ) -> None:
+        # Scale-out: this controller's id, written into each journal row it accepts, so that
+        # recovery by another controller leaves the rows of live controllers alone.
+        self.owner = owner
+        # Rows this process is re-running now (scale-out janitor passes skip them).
+        self._recovering: set[str] = set()
         self._tokens = tokens
         self._monitor = monitor
         self._tracer = tracer
@@ -244,22 +250,38 @@ class InvokeService:
     async def _journal_entry(
         self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str
     ) -> PendingActivation:
-        return await journal_entry(self._vault, self._clock.now_ms(), request, resolved.action, activation_id)
+        entry = await journal_entry(self._vault, self._clock.now_ms(), request, resolved.action, activation_id)
+        if self.owner:
+            entry = replace(entry, doc={**entry.doc, "owner": self.owner})
+        return entry
 
-    async def recover(self) -> dict[str, int]:
+    async def recover(self, live_owners: Collection[str] | None = None) -> dict[str, int]:
         """Start-up: end every activation an earlier process accepted but did not record.
 
         Blocking ones are closed as internal errors (at most once); non-blocking ones are run
         again under their own id (at least once), up to ``MAX_ATTEMPTS`` runs in all.
+        ``live_owners`` (scale-out): rows accepted by these other live controllers are theirs and
+        left alone; this controller's own rows are from its earlier life only at start-up.
         """
-        counts = {"rerun": 0, "closed": 0}
+        counts = {"rerun": 0, "closed": 0, "skipped": 0}
+        if self.owner and live_owners is None:
+            return counts  # scale-out: the controller's janitor recovers, knowing who is alive
         after: tuple[int, str] | None = None
+        seen: set[str] = set()
         while True:
             batch = await self._recorder.pending_journal(500, after)
             if not batch:
+                self._recovering &= seen
                 return counts
             after = (batch[-1].accepted_ms, batch[-1].activation_id)
             for pending in batch:
+                seen.add(pending.activation_id)
+                owner = pending.doc.get("owner")
+                if pending.activation_id in self._recovering or (
+                    live_owners is not None and isinstance(owner, str) and owner in live_owners
+                ):
+                    counts["skipped"] += 1
+                    continue
                 if pending.blocking:
                     await self._close_interrupted(pending, INTERRUPTED_BLOCKING_MESSAGE)
                     counts["closed"] += 1
@@ -267,6 +289,7 @@ class InvokeService:
                     await self._close_interrupted(pending, GAVE_UP_MESSAGE.format(n=pending.attempts))
                     counts["closed"] += 1
                 else:
+                    self._recovering.add(pending.activation_id)
                     await self._rerun(pending)
                     counts["rerun"] += 1
 
