@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test check bench reliability clean
+.PHONY: install system-deps run test check bench reliability cluster cluster-stop clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/install
 	./scripts/install
@@ -28,6 +28,13 @@ bench: install
 # Faults against a real server on loopback (kill -9, full disk, bursts, limits); one line per figure.
 reliability: install
 	./scripts/reliability
+
+# Scale-out on loopback: PostgreSQL, NATS JetStream, two controllers (3233, 3234), two invokers.
+cluster: install
+	./scripts/cluster start
+
+cluster-stop:
+	./scripts/cluster stop
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
