@@ -108,8 +108,16 @@ def test_nothing_accepted_is_lost_when_an_invoker_and_a_controller_are_killed(st
         kill_thread.start()
         write_thread = threading.Thread(target=writer)
         write_thread.start()
-        futures = [pool.submit(blocking, i) for i in range(BLOCKING)]
-        futures += [pool.submit(nonblocking, i) for i in range(NONBLOCKING)]
+        # Interleaved, so that the kills land among both kinds of callers.
+        every = max(1, (NONBLOCKING + BLOCKING) // max(1, BLOCKING))
+        futures, b, n = [], 0, 0
+        while b < BLOCKING or n < NONBLOCKING:
+            if b < BLOCKING and (n % every == 0 or n >= NONBLOCKING):
+                futures.append(pool.submit(blocking, b))
+                b += 1
+            if n < NONBLOCKING:
+                futures.append(pool.submit(nonblocking, n))
+                n += 1
         for f in futures:
             f.result()
         submitted.set()
