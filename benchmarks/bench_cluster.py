@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 import httpx
+from bench_invoke import PY, throughput
 
 from common import latencies_ms, pct, start_stockade, stop, summary
-from bench_invoke import PY, throughput
 
 N = int(os.environ.get("BENCH_N", "300"))
 THROUGHPUT_S = float(os.environ.get("BENCH_THROUGHPUT_S", "3"))
@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def measure(url: str, auth: str) -> tuple[list[float], float]:
     uuid, key = auth.split(":", 1)
     client = httpx.Client(auth=(uuid, key), timeout=30)
-    r = client.put(f"{url}/api/v1/namespaces/_/actions/bpy?overwrite=true", json={"exec": {"kind": "python:3", "code": PY}})
+    r = client.put(
+        f"{url}/api/v1/namespaces/_/actions/bpy?overwrite=true", json={"exec": {"kind": "python:3", "code": PY}}
+    )
     r.raise_for_status()
     invoke = f"{url}/api/v1/namespaces/_/actions/bpy?blocking=true&result=true"
     lat = latencies_ms(lambda: client.post(invoke, json={"name": "bench"}).raise_for_status(), N)
@@ -49,9 +51,26 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="stockade-bench-cluster-"))
     script = str(ROOT / "scripts" / "cluster")
     subprocess.run(
-        [script, "--dir", str(state), "start", "--port", "0", "--controllers", "1", "--invokers", "1",
-         "--sandbox", sandbox, "--invocations-per-minute", "100000000", "--concurrent-invocations", "1000"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            script,
+            "--dir",
+            str(state),
+            "start",
+            "--port",
+            "0",
+            "--controllers",
+            "1",
+            "--invokers",
+            "1",
+            "--sandbox",
+            sandbox,
+            "--invocations-per-minute",
+            "100000000",
+            "--concurrent-invocations",
+            "1000",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     try:
         info = json.loads((state / "cluster.json").read_text())
@@ -61,7 +80,9 @@ def main() -> None:
         subprocess.run([script, "--dir", str(state), "stop"], check=False, stdout=subprocess.DEVNULL)
     print(f"sandbox backend: {sandbox}; {N} sequential warm blocking invokes each, 8 concurrent for throughput")
     print(f"standalone: {summary(alone)}, throughput {alone_tput:.0f}/s")
-    print(f"cluster (1 controller, 1 invoker, PostgreSQL, JetStream): {summary(cluster)}, throughput {cluster_tput:.0f}/s")
+    print(
+        f"cluster (1 controller, 1 invoker, PostgreSQL, JetStream): {summary(cluster)}, throughput {cluster_tput:.0f}/s"
+    )
     print(
         f"ratio cluster/standalone: p50 {statistics.median(cluster) / statistics.median(alone):.2f}x, "
         f"p99 {pct(cluster, 0.99) / pct(alone, 0.99):.2f}x, throughput {cluster_tput / alone_tput:.2f}x; "

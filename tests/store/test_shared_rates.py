@@ -25,3 +25,12 @@ async def test_the_window_slides_and_other_namespaces_and_kinds_are_apart(store)
     assert await store.take_rate("ns1", "invoke", 161, 5)  # 100 has left the window
     assert await store.take_rate("ns2", "invoke", 160, 5)
     assert await store.take_rate("ns1", "fire", 160, 5)
+
+
+async def test_a_signature_nonce_is_accepted_once_across_processes(make_store):
+    first, second = await make_store(), await make_store()
+    assert await first.claim_nonce("n-1", 1_000_000, 600_000)
+    assert not await second.claim_nonce("n-1", 1_000_001, 600_000)  # a replay to another controller
+    assert await second.claim_nonce("n-2", 1_000_001, 600_000)
+    # Past the window the nonce is forgotten (the timestamp check refuses such requests anyway).
+    assert await first.claim_nonce("n-1", 1_700_000, 600_000)

@@ -176,6 +176,7 @@ def build_services(
         jwt=jwt,
         audit=audit,
         events=events,
+        shared_nonces=bool(settings.nats.url),
         guard=LoginGuard(
             store,
             clock,
