@@ -24,6 +24,7 @@ __all__ = [
     "RUN_STREAM",
     "RunMessage",
     "envelope_context",
+    "internal_error",
     "invoke_subject",
     "lost_outcome",
     "outcome_from_json",
@@ -145,8 +146,13 @@ def outcome_from_json(body: Any) -> RunOutcome:
 
 def lost_outcome(now_ms: int) -> RunOutcome:
     """What a run lost with its invoker reports: a whisk internal error."""
+    return internal_error(INVOKER_LOST, now_ms)
+
+
+def internal_error(message: str, now_ms: int) -> RunOutcome:
+    """A run that ended (or never started) as a whisk internal error with ``message``."""
     return RunOutcome(
-        response=ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, INVOKER_LOST),
+        response=ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, message),
         logs=[],
         start_ms=now_ms,
         end_ms=now_ms,

@@ -32,11 +32,12 @@ from stockade.cluster.wire import (
     RUN_STREAM,
     RunMessage,
     envelope_context,
+    internal_error,
     invoke_subject,
     outcome_to_json,
 )
 from stockade.config import NatsSettings
-from stockade.domain import ActivationResponse, ActivationStatus, RunOutcome, RunRequest
+from stockade.domain import RunOutcome, RunRequest
 from stockade.services.catalog import Catalog
 from stockade.services.runner import ActionRunner
 from stockade.services.vault import ParameterVault
@@ -176,7 +177,7 @@ class InvokerWorker:
         now = _now_ms()
         if msg.metadata.num_delivered > 1 and message.at_most_once:
             # At most once: its first delivery may have run; never run it again.
-            await self._answer(reply, message.activation_id, _failure(INVOKER_LOST, now))
+            await self._answer(reply, message.activation_id, internal_error(INVOKER_LOST, now))
             await msg.ack()
             return
         deadline = message.deadline_ms
@@ -197,9 +198,9 @@ class InvokerWorker:
                 action = await self._catalog.action(message.action_namespace, message.action_name)
         except Exception as exc:
             log.warning("invoker.action_unavailable", activation_id=message.activation_id, error=type(exc).__name__)
-            return _failure(RUN_REFUSED, _now_ms())
+            return internal_error(RUN_REFUSED, _now_ms())
         if (action.version, action.updated) != (message.version, message.updated):
-            return _failure(ACTION_CHANGED, _now_ms())
+            return internal_error(ACTION_CHANGED, _now_ms())
         try:
             values = await self._vault.open_json(
                 envelope_context(message.namespace, message.activation_id), message.sealed
@@ -213,7 +214,7 @@ class InvokerWorker:
                 raise TypeError("envelope")
         except Exception:
             log.warning("invoker.envelope_refused", activation_id=message.activation_id)
-            return _failure(RUN_REFUSED, _now_ms())
+            return internal_error(RUN_REFUSED, _now_ms())
         request = RunRequest(
             action=action,
             parameters=parameters,
@@ -246,16 +247,6 @@ async def _keep_in_progress(msg: Msg) -> None:
         await asyncio.sleep(_ACK_WAIT_S / 3)
         with contextlib.suppress(Exception):
             await msg.in_progress()
-
-
-def _failure(message: str, now_ms: int) -> RunOutcome:
-    return RunOutcome(
-        response=ActivationResponse.failure(ActivationStatus.INTERNAL_ERROR, message),
-        logs=[],
-        start_ms=now_ms,
-        end_ms=now_ms,
-        wait_time_ms=0,
-    )
 
 
 def _now_ms() -> int:

@@ -16,7 +16,7 @@ import structlog
 
 from stockade import server
 from stockade.cluster import DispatchRunner
-from stockade.roles import process_id
+from stockade.roles import process_id, role_settings
 from stockade.services import Services
 
 __all__ = ["main"]
@@ -32,18 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nats", help="nats://host:port of the NATS server (or nats.url in the settings)")
     parser.add_argument("--id", help="this controller's id (or nats.process_id; default host name and pid)")
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    settings = server.prepare(args)
+    settings = role_settings(args, "controller")
     if settings is None:
         return 2
-    if not settings.nats.url:
-        print("stockade controller: nats.url (or --nats) is required", file=sys.stderr)
-        return 2
-    if settings.store.url == "sqlite":
-        print(
-            "stockade controller: WARNING: store.url is sqlite; controllers and invokers on other hosts need "
-            "PostgreSQL (store.url = postgresql://...)",
-            file=sys.stderr,
-        )
     controller_id = process_id(settings, "controller")
     # The id goes into every journal row this controller accepts (services read it from settings).
     settings = replace(settings, nats=replace(settings.nats, process_id=controller_id))

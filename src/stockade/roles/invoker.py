@@ -21,7 +21,7 @@ from stockade.cluster import InvokerWorker
 from stockade.config import Settings
 from stockade.domain import SystemClock
 from stockade.invoker import EgressProxy, Invoker
-from stockade.roles import process_id
+from stockade.roles import process_id, role_settings
 from stockade.sandbox import SandboxBackend
 from stockade.services import build_services
 
@@ -73,11 +73,8 @@ async def _run(settings: Settings, backend: SandboxBackend, invoker: Invoker, eg
 def main(argv: Sequence[str] | None = None) -> int:
     """Run an invoker until SIGTERM."""
     args = _parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    settings = server.prepare(args)
+    settings = role_settings(args, "invoker")
     if settings is None:
-        return 2
-    if not settings.nats.url:
-        print("stockade invoker: nats.url (or --nats) is required", file=sys.stderr)
         return 2
     backend = server.start_backend(settings)
     if backend is None:
