@@ -84,6 +84,21 @@ def postgres_url() -> Iterator[str]:
             _services("stop")
 
 
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """A NATS server with JetStream (scripts/services starts one next to PostgreSQL)."""
+    url = os.environ.get("STOCKADE_TEST_NATS_URL")
+    if url:
+        return url
+    start = _services("start")
+    env = _services("env")
+    for line in env.stdout.splitlines():
+        if line.startswith("STOCKADE_TEST_NATS_URL="):
+            return line.split("=", 1)[1]
+    _unavailable(f"no NATS server from scripts/services: {start.stderr.strip() or env.stderr.strip()}")
+    raise AssertionError("unreachable")
+
+
 # The REST API over an in-process runner, with namespaces "guest" and "other".
 
 
