@@ -78,7 +78,8 @@ def postgres_url() -> Iterator[str]:
     if env.returncode != 0 or not env.stdout.startswith("STOCKADE_TEST_POSTGRES_URL="):
         _unavailable(f"scripts/services env failed: {env.stderr.strip()}")
     try:
-        yield env.stdout.strip().split("=", 1)[1]
+        # The first line; scripts/services env prints the NATS URL on the next.
+        yield env.stdout.splitlines()[0].split("=", 1)[1]
     finally:
         if started_here:
             _services("stop")

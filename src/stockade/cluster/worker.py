@@ -226,6 +226,7 @@ class InvokerWorker:
             policy=message.policy,
             at_most_once=message.at_most_once,
         )
+        log.info("invoker.run", activation_id=message.activation_id, delivered=msg.metadata.num_delivered)
         progress = asyncio.create_task(_keep_in_progress(msg))
         try:
             return await self._runner.run_action(request)
