@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test check bench reliability fuzz clean
+.PHONY: install system-deps run test check bench reliability fuzz cluster cluster-stop clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/install
 	./scripts/install
@@ -35,6 +35,13 @@ FUZZ_EXAMPLES ?= 500
 fuzz: install
 	STOCKADE_TEST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --timeout 3600 tests/edge/test_fuzz_openapi.py
 	cat var/fuzz/report.json
+
+# Scale-out on loopback: PostgreSQL, NATS JetStream, two controllers (3233, 3234), two invokers.
+cluster: install
+	./scripts/cluster start
+
+cluster-stop:
+	./scripts/cluster stop
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

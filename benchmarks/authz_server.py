@@ -16,7 +16,7 @@ import uvicorn
 from stockade.api.app import Platform, create_app, default_store
 from stockade.config import load_settings
 from stockade.invoker import Invoker
-from stockade.server import InvokerRunner, build_backend, write_wskprops
+from stockade.server import build_backend, write_wskprops
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     platform = Platform(
         settings=settings,
         store=default_store(settings),
-        runner=InvokerRunner(invoker),
+        runner=invoker,
         on_open=[boot],
         on_close=[close],
         enforce_access=enforce,

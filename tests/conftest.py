@@ -79,10 +79,26 @@ def postgres_url() -> Iterator[str]:
     if env.returncode != 0 or not env.stdout.startswith("STOCKADE_TEST_POSTGRES_URL="):
         _unavailable(f"scripts/services env failed: {env.stderr.strip()}")
     try:
-        yield env.stdout.strip().split("=", 1)[1]
+        # The first line; scripts/services env prints the NATS URL on the next.
+        yield env.stdout.splitlines()[0].split("=", 1)[1]
     finally:
         if started_here:
             _services("stop")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """A NATS server with JetStream (scripts/services starts one next to PostgreSQL)."""
+    url = os.environ.get("STOCKADE_TEST_NATS_URL")
+    if url:
+        return url
+    start = _services("start")
+    env = _services("env")
+    for line in env.stdout.splitlines():
+        if line.startswith("STOCKADE_TEST_NATS_URL="):
+            return line.split("=", 1)[1]
+    _unavailable(f"no NATS server from scripts/services: {start.stderr.strip() or env.stderr.strip()}")
+    raise AssertionError("unreachable")
 
 
 # The REST API over an in-process runner, with namespaces "guest" and "other".

@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from stockade.api.app import default_store
 from stockade.config import Settings, load_settings
-from stockade.domain import SystemClock
+from stockade.domain import RunRequest, SystemClock
 from stockade.errors import PlatformError
 from stockade.observability import configure_logging
 from stockade.security.authz import ROLES
@@ -31,7 +31,7 @@ __all__ = ["main"]
 class _NoRunner:
     """Admin commands never run actions; this runner says so if anything tries."""
 
-    async def run_action(self, *args: object, **kwargs: object) -> NoReturn:
+    async def run_action(self, request: RunRequest) -> NoReturn:
         """Refuse."""
         raise PlatformError("stockade admin does not run actions")
 

@@ -25,6 +25,7 @@ __all__ = [
     "HttpSettings",
     "InvokerSettings",
     "LimitSettings",
+    "NatsSettings",
     "ObservabilitySettings",
     "SecuritySettings",
     "Settings",
@@ -242,6 +243,26 @@ class ConsoleSettings:
 
 @final
 @dataclass(frozen=True, slots=True)
+class NatsSettings:
+    """Scale-out (docs/design/scale-out.md): where controllers and invokers meet; unused standalone."""
+
+    # nats://host:port of the NATS server with JetStream; empty: standalone only.
+    url: str = ""
+    # This process's id in the cluster (invoker consumer and heartbeat key, controller reply
+    # subject); empty: the host name and process id.
+    process_id: str = ""
+    # Concurrent runs an invoker takes from the queue (its slots).
+    invoker_slots: int = 16
+    # Invoker heartbeat period; an invoker is dead once its key is older than dead_after_s.
+    heartbeat_s: float = 1.0
+    dead_after_s: float = 4.0
+    # How long past an activation's deadline a controller waits for its result before it
+    # records a whisk internal error (queueing time and the result's way back).
+    result_grace_ms: int = 15_000
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Stockade reads from its environment, once."""
 
@@ -258,6 +279,7 @@ class Settings:
     scan: ScanSettings = field(default_factory=ScanSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    nats: NatsSettings = field(default_factory=NatsSettings)
 
     @property
     def master_key_path(self) -> Path:
@@ -289,6 +311,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "scan": ScanSettings,
     "observability": ObservabilitySettings,
     "console": ConsoleSettings,
+    "nats": NatsSettings,
 }
 
 

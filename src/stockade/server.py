@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,63 +18,22 @@ import structlog
 from stockade.api.app import Platform, create_app, default_store
 from stockade.config import Settings, load_settings
 from stockade.console import console_routes
-from stockade.domain import JSON, Action, SystemClock
-from stockade.edge.server import serve
+from stockade.domain import SystemClock
+from stockade.edge.server import serve as serve_http
 from stockade.errors import PlatformError
 from stockade.gateway import gateway_routes
-from stockade.invoker import EgressProxy, Invoker, RunOutcome, RunRequest
+from stockade.invoker import EgressProxy, Invoker
 from stockade.observability import configure_logging
-from stockade.observability.tracing import build_tracer
+from stockade.observability.tracing import Tracer, build_tracer
 from stockade.sandbox import BackendReport, SandboxBackend
 from stockade.sandbox.insecure_process import InsecureProcessBackend
 from stockade.security.tls import ensure_self_signed
 from stockade.services import Services
+from stockade.services.runner import ActionRunner
 
-__all__ = ["InvokerRunner", "build_backend", "main"]
+__all__ = ["build_backend", "main", "parser", "prepare", "serve", "start_backend"]
 
 log = structlog.get_logger("stockade.server")
-
-
-class InvokerRunner:
-    """Adapts the local Invoker to the services' ActionRunner seam."""
-
-    def __init__(self, invoker: Invoker) -> None:
-        self.invoker = invoker
-
-    async def run_action(
-        self,
-        action: Action,
-        params: dict[str, JSON],
-        init_env: dict[str, str],
-        activation_env: dict[str, str],
-        activation_id: str,
-    ) -> RunOutcome:
-        """Run on this host's invoker."""
-        return await self.invoker.run(
-            RunRequest(
-                action=action,
-                parameters=params,
-                activation_id=activation_id,
-                activation_env=activation_env,
-                init_env=init_env,
-                namespace=activation_env.get("__OW_NAMESPACE", ""),
-            )
-        )
-
-    def statistics(self) -> dict[str, int]:
-        """The warm pool's counters, for the metrics (``stockade_warm_pool_sandboxes``, kills by reason)."""
-        stats = self.invoker.statistics()
-        pool = stats.pool
-        return {
-            "live": pool.live,
-            "idle": pool.idle,
-            "busy": pool.busy,
-            "max_sandboxes": pool.max_sandboxes,
-            "waiting": stats.waiting,
-            "evictions": pool.evictions,
-            "reaped": pool.reaped,
-            "recycled": pool.recycled,
-        }
 
 
 def build_backend(settings: Settings) -> SandboxBackend:
@@ -87,7 +46,14 @@ def build_backend(settings: Settings) -> SandboxBackend:
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="stockade up", description="Start the Stockade platform (standalone).")
+    return parser().parse_args(list(argv))
+
+
+def parser(
+    prog: str = "stockade up", description: str = "Start the Stockade platform (standalone)."
+) -> argparse.ArgumentParser:
+    """The command line of ``stockade up`` (and, with more options, of ``stockade controller``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", type=Path, help="settings file (TOML)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 3233)")
@@ -108,11 +74,15 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--log-format", choices=["json", "console"], default="console")
     parser.add_argument("--wskprops", type=Path, help="where to write the credentials file on first start")
-    return parser.parse_args(list(argv))
+    return parser
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
     env = dict(os.environ)
+    if getattr(args, "nats", None):
+        env["STOCKADE_NATS__URL"] = str(args.nats)
+    if getattr(args, "id", None):
+        env["STOCKADE_NATS__PROCESS_ID"] = str(args.id)
     overrides = {
         "STOCKADE_API__HOST": args.host,
         "STOCKADE_API__PORT": args.port,
@@ -145,14 +115,13 @@ def _print_report(settings: Settings, report: BackendReport) -> None:
         print(f"  WARNING: {item}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the standalone platform until interrupted."""
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
+def prepare(args: argparse.Namespace) -> Settings | None:
+    """Settings, logging, data directory and TLS from the command line; None (reported) when unusable."""
     try:
         settings = _settings_from(args)
     except PlatformError as exc:
         print(f"stockade: {exc.message}", file=sys.stderr)
-        return 2
+        return None
     configure_logging(settings.log_level, args.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if args.self_signed:
@@ -164,7 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if bool(settings.api.tls_cert_file) != bool(settings.api.tls_key_file):
         print("stockade: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
+        return None
+    return settings
+
+
+def start_backend(settings: Settings) -> SandboxBackend | None:
+    """The sandbox backend, reported; None (reported) when it cannot run here."""
     backend = build_backend(settings)
     report = backend.report()
     _print_report(settings, report)
@@ -176,12 +150,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  or, for development with trusted code only, start with --sandbox insecure_process (not recommended).",
             file=sys.stderr,
         )
+        return None
+    return backend
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the standalone platform until interrupted."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    settings = prepare(args)
+    if settings is None:
+        return 2
+    backend = start_backend(settings)
+    if backend is None:
         return 2
     # One tracer for the API, the services and the invoker (spans to stderr); None when tracing is off.
     tracer = build_tracer()[0] if settings.observability.tracing_enabled else None
     # The egress allowlist proxy (one per process); only real sandboxes have a network to guard.
     egress = EgressProxy() if settings.invoker.sandbox_backend != "insecure_process" else None
     invoker = Invoker.from_settings(settings, backend, tracer=tracer, egress=egress)
+
+    async def wire_egress_events(services: Services) -> None:
+        if egress is not None:
+            egress.set_event_sink(services.monitoring.events)
+
+    async def close_invoker() -> None:
+        await invoker.close()
+        if egress is not None:
+            await egress.close()
+        await backend.close()
+
+    return serve(settings, args, invoker, tracer=tracer, on_open=[wire_egress_events], on_close=[close_invoker])
+
+
+def serve(
+    settings: Settings,
+    args: argparse.Namespace,
+    runner: ActionRunner,
+    *,
+    tracer: Tracer | None = None,
+    on_open: Sequence[Callable[[Services], Awaitable[None]]] = (),
+    on_close: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> int:
+    """Serve the API over ``runner`` (the local invoker, or a controller's dispatcher) until interrupted."""
     wskprops_path = args.wskprops or settings.data_dir / "wskprops"
 
     async def install_catalog(services: Services) -> None:
@@ -225,30 +235,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
 
-    async def wire_egress_events(services: Services) -> None:
-        if egress is not None:
-            egress.set_event_sink(services.monitoring.events)
-
-    async def close_invoker() -> None:
-        await invoker.close()
-        if egress is not None:
-            await egress.close()
-        await backend.close()
-
     platform = Platform(
         settings=settings,
         store=default_store(settings),
-        runner=InvokerRunner(invoker),
+        runner=runner,
         clock=SystemClock(),
-        on_open=[bootstrap, install_catalog, advisories_status, wire_egress_events],
-        on_close=[close_invoker],
+        on_open=[bootstrap, install_catalog, advisories_status, *on_open],
+        on_close=list(on_close),
         tracer=tracer,
         # The web console (same origin as the API) and the API gateway, next to the API's routes.
         routes=[*(console_routes() if settings.console.enabled else []), *gateway_routes()],
     )
     app = create_app(platform)
     print(f"stockade: serving the OpenWhisk API on {settings.api.base_url}", file=sys.stderr)
-    serve(app, settings)
+    serve_http(app, settings)
     return 0
 
 

@@ -76,15 +76,15 @@ class Receiver:
 class TamperingRunner(InProcessRunner):
     """Reports integrity findings for actions named ``tampered``; exposes pool statistics."""
 
-    async def run_action(self, action, params, init_env, activation_env, activation_id):
-        outcome = await InProcessRunner.run_action(self, action, params, init_env, activation_env, activation_id)
-        if action.path.name == "tampered":
+    async def run_action(self, request):
+        outcome = await InProcessRunner.run_action(self, request)
+        if request.action.path.name == "tampered":
             return replace(
                 outcome, findings=("code_modified: code directory changed during the run", "stray_processes: 4242")
             )
         return outcome
 
-    def statistics(self):
+    def pool_statistics(self):
         return {"live": 2, "idle": 1, "busy": 1, "max_sandboxes": 64, "waiting": 0, "evictions": 3, "reaped": 0}
 
 
@@ -433,12 +433,11 @@ def test_output_schema_annotations_are_checked_at_deploy_and_violations_detected
 def test_a_trace_spans_api_invoke_and_invoker(make_monitored, tmp_path):
     from stockade.invoker import CodeStore, Invoker
     from stockade.sandbox import InsecureProcessBackend
-    from stockade.server import InvokerRunner
 
     exporter = InMemorySpanExporter()
     tracer, provider = build_tracer(exporter)
     invoker = Invoker(InsecureProcessBackend(), CodeStore(tmp_path / "code"), tracer=tracer)
-    api = make_monitored(runner=InvokerRunner(invoker), tracer=tracer)
+    api = make_monitored(runner=invoker, tracer=tracer)
     try:
         assert api.put(f"{A}/traced", json={"exec": {"kind": "python:3", "code": OK_PY}}).status_code == 200
         assert api.post(f"{A}/traced?blocking=true").status_code == 200

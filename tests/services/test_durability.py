@@ -34,11 +34,11 @@ class HangingRunner(InProcessRunner):
         self.release = threading.Event()
         self.started = 0
 
-    async def run_action(self, action, params, init_env, activation_env, activation_id):
+    async def run_action(self, request):
         self.started += 1
         while not self.release.is_set():
             await asyncio.sleep(0.01)
-        return await super().run_action(action, params, init_env, activation_env, activation_id)
+        return await super().run_action(request)
 
 
 def _app(data_dir: Path, db: Path, runner, keys: dict[str, str], *, bootstrap: bool):

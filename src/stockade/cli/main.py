@@ -39,7 +39,12 @@ __all__ = ["SERVER_MODULE", "build_parser", "exec_platform", "main", "platform_a
 
 SERVER_MODULE = "stockade.server"
 # Commands that run on the platform host: the CLI replaces itself with their module.
-HOST_COMMANDS = {"up": SERVER_MODULE, "admin": "stockade.admin"}
+HOST_COMMANDS = {
+    "up": SERVER_MODULE,
+    "admin": "stockade.admin",
+    "controller": "stockade.roles.controller",
+    "invoker": "stockade.roles.invoker",
+}
 EXIT_INTERRUPTED = 130
 
 _EPILOG = """\
@@ -87,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(groups)
     # Registered for the help listing only: ``run`` forwards ``up`` before argparse sees it.
     groups.add_parser("up", help="start the platform (arguments go to python -m stockade.server)", add_help=False)
+    groups.add_parser(
+        "controller", help="start a scale-out controller (python -m stockade.roles.controller)", add_help=False
+    )
+    groups.add_parser("invoker", help="start a scale-out invoker (python -m stockade.roles.invoker)", add_help=False)
     groups.add_parser(
         "admin",
         help="operator commands on the platform host, e.g. rotate-master-key (python -m stockade.admin)",

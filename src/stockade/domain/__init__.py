@@ -65,6 +65,7 @@ from stockade.domain.names import (
 )
 from stockade.domain.packages import Binding, Package
 from stockade.domain.policy import POLICY_ANNOTATION, ActionPolicy, fqn_matches, lint_policy, parse_policy
+from stockade.domain.runs import RunOutcome, RunRequest
 from stockade.domain.throttles import NamespaceLimits
 from stockade.domain.triggers import Rule, RuleStatus, Trigger
 
@@ -105,6 +106,8 @@ __all__ = [
     "RouteOptions",
     "Rule",
     "RuleStatus",
+    "RunOutcome",
+    "RunRequest",
     "Runtime",
     "Sealed",
     "SystemClock",

@@ -17,7 +17,15 @@ from typing import Any, Final, final
 import structlog
 
 from stockade.config import InvokerSettings, LimitSettings, Settings
-from stockade.domain import POLICY_ANNOTATION, Action, ActivationResponse, ActivationStatus, Clock, SystemClock
+from stockade.domain import (
+    POLICY_ANNOTATION,
+    Action,
+    ActionPolicy,
+    ActivationResponse,
+    ActivationStatus,
+    Clock,
+    SystemClock,
+)
 from stockade.domain import parse_policy as parse_action_policy
 from stockade.errors import PlatformError
 from stockade.invoker.code import CodeError, CodeStore
@@ -152,6 +160,10 @@ class Invoker:
 
     # -- public ----------------------------------------------------------------------------------
 
+    async def run_action(self, request: RunRequest) -> RunOutcome:
+        """The ``ActionRunner`` contract: run one activation on this host (``run``)."""
+        return await self.run(request)
+
     async def run(self, request: RunRequest) -> RunOutcome:
         """Run one activation to its outcome; waits while the invoker is at capacity."""
         if self._tracer is None:
@@ -188,7 +200,7 @@ class Invoker:
         arrived_ms = self._clock.now_ms()
         if action.exec.family is None:
             return self._outcome_without_sandbox(arrived_ms, ActivationStatus.INTERNAL_ERROR, START_FAILED)
-        key = PoolKey(request.namespace or action.path.namespace, action.path.fqn, action.version, action.updated)
+        key = PoolKey(request.pool_namespace, action.path.fqn, action.version, action.updated)
         logs = ActivationLogs(action.limits.logs * _MIB)
         try:
             session, is_cold = await self._acquire(key, request)
@@ -229,6 +241,21 @@ class Invoker:
         """Pool counters and the number of activations waiting for capacity."""
         waiting = sum(1 for fut in self._waiters if not fut.done())
         return InvokerStatistics(self._pool.statistics(), waiting)
+
+    def pool_statistics(self) -> dict[str, int]:
+        """The warm pool's counters, for the metrics (``stockade_warm_pool_sandboxes``, kills by reason)."""
+        stats = self.statistics()
+        pool = stats.pool
+        return {
+            "live": pool.live,
+            "idle": pool.idle,
+            "busy": pool.busy,
+            "max_sandboxes": pool.max_sandboxes,
+            "waiting": stats.waiting,
+            "evictions": pool.evictions,
+            "reaped": pool.reaped,
+            "recycled": pool.recycled,
+        }
 
     async def close(self) -> None:
         """Stop the reaper and kill every idle sandbox; busy ones are killed when their run ends."""
@@ -277,7 +304,7 @@ class Invoker:
         env = dict(request.init_env)
         if self._api_host:
             env["__OW_API_HOST"] = self._api_host
-        lease = await self._open_egress(action, key)
+        lease = await self._open_egress(action, key, request.policy)
         spec = SandboxSpec(
             family=family,
             code_dir=code.path,
@@ -301,24 +328,32 @@ class Invoker:
                 await lease.close()
             raise
 
-    async def _open_egress(self, action: Action, key: PoolKey) -> EgressLease | None:
+    async def _open_egress(
+        self, action: Action, key: PoolKey, policy: ActionPolicy | None = None
+    ) -> EgressLease | None:
         """A proxy socket when the action's policy grants egress (and a proxy is wired); else None.
 
         Raises EgressPolicyError for a malformed grant: the action is refused rather than run with
         part of its policy. A policy annotation that does not parse at all grants nothing.
         """
-        try:
-            grants = parse_action_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace).egress
-        except PlatformError:
-            return None
+        if policy is not None:
+            grants = policy.egress
+        else:
+            try:
+                grants = parse_action_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace).egress
+            except PlatformError:
+                return None
         if not grants:
             return None
         if self.egress is None:
             _log.warning("egress.unavailable", action=action.path.fqn, detail="no egress proxy: no network access")
             return None
-        policy: EgressPolicy = parse_egress(grants, self.egress.data)
+        egress_policy: EgressPolicy = parse_egress(grants, self.egress.data)
         return await self.egress.open(
-            policy, namespace=key.namespace, action=action.path.fqn, label=f"{action.path.relative}@{action.version}"
+            egress_policy,
+            namespace=key.namespace,
+            action=action.path.fqn,
+            label=f"{action.path.relative}@{action.version}",
         )
 
     async def _wait_capacity(self) -> None:

@@ -7,11 +7,11 @@ on them keep working.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, final
 
-from stockade.domain import JSON, Action, ActivationResponse, ActivationStatus
+from stockade.domain import JSON, ActivationResponse, ActivationStatus
+from stockade.domain.runs import RunOutcome, RunRequest
 from stockade.invoker.pool import PoolStatistics
 
 __all__ = [
@@ -44,46 +44,6 @@ CODE_MODIFIED: Final = "code_modified"
 ENTRY_REPLACED: Final = "entry_replaced"
 STRAY_PROCESSES: Final = "stray_processes"
 CHECK_FAILED: Final = "integrity_check_failed"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    """One activation to run: the action, its merged parameters and its environment."""
-
-    action: Action
-    # Merged parameters (package < action < request), init parameters removed.
-    parameters: Mapping[str, JSON]
-    activation_id: str
-    # Per-activation __OW_* variables; the invoker sets __OW_DEADLINE itself.
-    activation_env: Mapping[str, str] = field(default_factory=dict)
-    # Init parameters, stringified; fixed for the sandbox's lifetime.
-    init_env: Mapping[str, str] = field(default_factory=dict)
-    # The invoking identity's namespace (pool key); empty means the action's own.
-    namespace: str = ""
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """What happened: the response, logs, timings (epoch ms) and integrity findings."""
-
-    response: ActivationResponse
-    logs: list[str]
-    start_ms: int  # init start when cold, run start when warm
-    end_ms: int
-    wait_time_ms: int  # from the call until a sandbox was ready (includes starting one)
-    init_time_ms: int | None = None  # None when a warm sandbox served the run
-    timed_out: bool = False
-    # Integrity findings after the run (code modified, main replaced, stray processes); the
-    # sandbox was destroyed when there are any.
-    findings: tuple[str, ...] = ()
-    sandbox_id: str | None = None
-
-    @property
-    def duration_ms(self) -> int:
-        """end - start, including init."""
-        return max(0, self.end_ms - self.start_ms)
 
 
 @final

@@ -160,7 +160,7 @@ def build_services(
         clock,
         metrics,
         events,
-        pool_statistics=runner.statistics if isinstance(runner, ReportsStatistics) else None,
+        pool_statistics=runner.pool_statistics if isinstance(runner, ReportsStatistics) else None,
     )
     audit = AuditLog(store, vault, clock)
     epoch = SecurityEpoch(store)
@@ -176,6 +176,7 @@ def build_services(
         jwt=jwt,
         audit=audit,
         events=events,
+        shared_nonces=bool(settings.nats.url),
         guard=LoginGuard(
             store,
             clock,
@@ -203,6 +204,8 @@ def build_services(
         concurrent_invocations=limits.concurrent_invocations,
         fires_per_minute=limits.fires_per_minute,
         overrides=limit_overrides.get,
+        # Scale-out: every controller takes per-minute acceptances in the store (limits hold in total).
+        shared=store if settings.nats.url else None,
     )
     recorder.rates = throttle  # accepted counts ride in the journal's group commits
     secrets = SecretService(store, StoreSecretBackend(store, vault, clock), clock, access, audit=audit)
@@ -218,6 +221,7 @@ def build_services(
         max_sequence_length=limits.max_sequence_length,
         monitor=monitoring.activations,
         tracer=tracer,
+        owner=settings.nats.process_id if settings.nats.url else "",
     )
     gate = DeployGate(
         store,

@@ -99,6 +99,7 @@ class Authenticator:
         guard: LoginGuard | None = None,
         cache_ttl_s: float = 30.0,
         events: EventSink | None = None,
+        shared_nonces: bool = False,
     ) -> None:
         self._events: EventSink = events or NullEventSink()
         self._store = store
@@ -117,6 +118,8 @@ class Authenticator:
         self._reload = asyncio.Lock()
         self._signing_keys: dict[str, bytes] = {}
         self._nonces = _NonceCache()
+        # Scale-out: nonces are claimed in the store, so a replay to another controller is caught.
+        self._shared_nonces = shared_nonces
 
     def forget_all(self) -> None:
         """Drop every cached key (the security epoch moved)."""
@@ -267,7 +270,13 @@ class Authenticator:
         )
         if not hmac.compare_digest(expected.encode(), fields["Signature"].encode()):
             raise await self._fail(source, "bad signature", record.uuid, record.namespace)
-        if not self._nonces.add(fields["Nonce"], now_s):
+        if self._shared_nonces:
+            fresh = await self._store.claim_nonce(
+                fields["Nonce"], self._clock.now_ms(), int(2 * SIGNATURE_WINDOW_S * 1000)
+            )
+        else:
+            fresh = self._nonces.add(fields["Nonce"], now_s)
+        if not fresh:
             raise await self._fail(source, "replayed signature", record.uuid, record.namespace)
         return Credentials(Identity(record.subject, record.namespace, record.uuid))
 

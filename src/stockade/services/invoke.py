@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, final
 
@@ -33,6 +33,7 @@ from stockade.domain import (
     parse_fqn,
     parse_policy,
 )
+from stockade.domain.runs import RunRequest
 from stockade.errors import (
     BadRequestError,
     ConflictError,
@@ -166,7 +167,13 @@ class InvokeService:
         max_sequence_length: int = 50,
         monitor: ActivationMonitor | None = None,
         tracer: Tracer | None = None,
+        owner: str = "",
     ) -> None:
+        # Scale-out: this controller's id, written into each journal row it accepts, so that
+        # recovery by another controller leaves the rows of live controllers alone.
+        self.owner = owner
+        # Rows this process is re-running now (scale-out janitor passes skip them).
+        self._recovering: set[str] = set()
         self._tokens = tokens
         self._monitor = monitor
         self._tracer = tracer
@@ -184,7 +191,7 @@ class InvokeService:
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Accept an invoke: 429/403/404/400 before anything runs, then run and record."""
         namespace = request.identity.namespace
-        self._throttle.check_invoke(namespace)
+        await self._throttle.admit_invoke(namespace)
         resolved = await self._catalog.resolve_action(request.identity, request.path, Permission.INVOKE)
         supplied = request.supplied_keys if request.supplied_keys is not None else frozenset(request.params)
         try:
@@ -247,22 +254,38 @@ class InvokeService:
     async def _journal_entry(
         self, request: InvokeRequest, resolved: ResolvedAction, activation_id: str
     ) -> PendingActivation:
-        return await journal_entry(self._vault, self._clock.now_ms(), request, resolved.action, activation_id)
+        entry = await journal_entry(self._vault, self._clock.now_ms(), request, resolved.action, activation_id)
+        if self.owner:
+            entry = replace(entry, doc={**entry.doc, "owner": self.owner})
+        return entry
 
-    async def recover(self) -> dict[str, int]:
+    async def recover(self, live_owners: Collection[str] | None = None) -> dict[str, int]:
         """Start-up: end every activation an earlier process accepted but did not record.
 
         Blocking ones are closed as internal errors (at most once); non-blocking ones are run
         again under their own id (at least once), up to ``MAX_ATTEMPTS`` runs in all.
+        ``live_owners`` (scale-out): rows accepted by these other live controllers are theirs and
+        left alone; this controller's own rows are from its earlier life only at start-up.
         """
-        counts = {"rerun": 0, "closed": 0}
+        counts = {"rerun": 0, "closed": 0, "skipped": 0}
+        if self.owner and live_owners is None:
+            return counts  # scale-out: the controller's janitor recovers, knowing who is alive
         after: tuple[int, str] | None = None
+        seen: set[str] = set()
         while True:
             batch = await self._recorder.pending_journal(500, after)
             if not batch:
+                self._recovering &= seen
                 return counts
             after = (batch[-1].accepted_ms, batch[-1].activation_id)
             for pending in batch:
+                seen.add(pending.activation_id)
+                owner = pending.doc.get("owner")
+                if pending.activation_id in self._recovering or (
+                    live_owners is not None and isinstance(owner, str) and owner in live_owners
+                ):
+                    counts["skipped"] += 1
+                    continue
                 if pending.blocking:
                     await self._close_interrupted(pending, INTERRUPTED_BLOCKING_MESSAGE)
                     counts["closed"] += 1
@@ -270,6 +293,7 @@ class InvokeService:
                     await self._close_interrupted(pending, GAVE_UP_MESSAGE.format(n=pending.attempts))
                     counts["closed"] += 1
                 else:
+                    self._recovering.add(pending.activation_id)
                     await self._rerun(pending)
                     counts["rerun"] += 1
 
@@ -374,8 +398,16 @@ class InvokeService:
         merged.update(body)
         return merged
 
+    @staticmethod
+    def _policy(action: Action) -> ActionPolicy:
+        """The action's grants, parsed once per run; a policy that does not parse grants nothing."""
+        try:
+            return parse_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace)
+        except PlatformError:
+            return ActionPolicy()
+
     def _activation_env(
-        self, action: Action, request: InvokeRequest, activation_id: str, start_ms: int
+        self, action: Action, request: InvokeRequest, activation_id: str, deadline_ms: int, policy: ActionPolicy
     ) -> dict[str, str]:
         env = {
             "__OW_NAMESPACE": request.identity.namespace,
@@ -383,23 +415,19 @@ class InvokeService:
             "__OW_ACTION_VERSION": action.version,
             "__OW_ACTIVATION_ID": activation_id,
             "__OW_TRANSACTION_ID": request.transaction_id,
-            "__OW_DEADLINE": str(start_ms + action.limits.timeout),
+            "__OW_DEADLINE": str(deadline_ms),
         }
         provide = action.annotation("provide-api-key")
         if (provide is None or is_truthy(provide)) and self._tokens is not None:
             # Never the namespace key: a token scoped to the action's own policy, expiring at
             # the activation deadline.
-            try:
-                policy = parse_policy(action.annotation(POLICY_ANNOTATION), action.path.namespace)
-            except PlatformError:
-                policy = ActionPolicy()
             env["__OW_API_KEY"] = self._tokens.issue(
                 TokenClaims(
                     namespace=action.path.namespace,
                     subject=request.identity.subject,
                     action=action.path.fqn,
                     scope=policy.invoke,
-                    expires_ms=start_ms + action.limits.timeout,
+                    expires_ms=deadline_ms,
                 )
             )
         return env
@@ -505,13 +533,27 @@ class InvokeService:
         self, request: InvokeRequest, action: Action, params: dict[str, JSON], activation_id: str, received_ms: int
     ) -> _Run:
         init_env = {kv.key: env_value(await self._vault.open(kv.value)) for kv in action.parameters if kv.init}
-        activation_env = self._activation_env(action, request, activation_id, received_ms)
+        policy = self._policy(action)
+        deadline_ms = received_ms + action.limits.timeout
+        activation_env = self._activation_env(action, request, activation_id, deadline_ms, policy)
         try:
             activation_env.update(await self._secrets.for_activation(action, activation_id))
         except PlatformError as exc:
             now = self._clock.now_ms()
             return _Run(ActivationResponse.failure(ActivationStatus.DEVELOPER_ERROR, exc.message), [], received_ms, now)
-        outcome = await self._runner.run_action(action, params, init_env, activation_env, activation_id)
+        outcome = await self._runner.run_action(
+            RunRequest(
+                action=action,
+                parameters=params,
+                activation_id=activation_id,
+                activation_env=activation_env,
+                init_env=init_env,
+                namespace=request.identity.namespace,
+                deadline_ms=deadline_ms,
+                policy=policy,
+                at_most_once=request.blocking,
+            )
+        )
         annotations = [
             KeyValue("waitTime", outcome.wait_time_ms),
             KeyValue("timeout", outcome.timed_out),

@@ -66,7 +66,7 @@ _FINDING_TYPES: Final = {
 class ReportsStatistics(Protocol):
     """An action runner that reports its warm pool (the local invoker does; remote dispatchers may)."""
 
-    def statistics(self) -> Mapping[str, int]:
+    def pool_statistics(self) -> Mapping[str, int]:
         """Counters such as ``live``, ``idle``, ``busy``, ``max_sandboxes``, ``waiting``, ``evictions``."""
 
 

@@ -1,44 +1,20 @@
-"""The seam between invoking and running: what runs one atomic action, and what it reports."""
+"""The seam between invoking and running: one typed run request in, one typed outcome back.
+
+The local ``Invoker`` is an ``ActionRunner`` itself (standalone); in scale-out the controller's
+``DispatchRunner`` is one too, sending the request sealed through JetStream to an invoker process.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from stockade.domain import JSON, Action, ActivationResponse
+from stockade.domain import RunOutcome, RunRequest
 
-__all__ = ["ActionRunner", "RunOutcomeLike"]
-
-
-class RunOutcomeLike(Protocol):
-    """What an invoker reports about one run."""
-
-    @property
-    def response(self) -> ActivationResponse: ...
-    @property
-    def logs(self) -> list[str]: ...
-    @property
-    def start_ms(self) -> int: ...
-    @property
-    def end_ms(self) -> int: ...
-    @property
-    def init_time_ms(self) -> int | None: ...
-    @property
-    def wait_time_ms(self) -> int: ...
-    @property
-    def timed_out(self) -> bool: ...
-    @property
-    def findings(self) -> tuple[str, ...]: ...
+__all__ = ["ActionRunner", "RunOutcome", "RunRequest"]
 
 
 class ActionRunner(Protocol):
     """Runs one atomic action (the invoker, or a remote dispatcher in scale-out)."""
 
-    async def run_action(
-        self,
-        action: Action,
-        params: dict[str, JSON],
-        init_env: dict[str, str],
-        activation_env: dict[str, str],
-        activation_id: str,
-    ) -> RunOutcomeLike:
-        """Run ``action`` once with ``params``."""
+    async def run_action(self, request: RunRequest) -> RunOutcome:
+        """Run ``request.action`` once with ``request.parameters``."""

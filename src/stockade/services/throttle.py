@@ -10,6 +10,11 @@ knocking is not locked out longer. Each 429 says when a retry can succeed (``ret
 Accepted counts reach the store with the activation journal's group commits (``drain_counts``)
 and are loaded back at start-up (``load``), so a restart does not reset a namespace's window.
 The operator may override the limits per namespace (``overrides``: see services/limits.py).
+
+Scale-out (``shared``, set when ``nats.url`` is): several controllers share one namespace limit,
+so each per-minute acceptance is taken in the store itself (``JournalStore.take_rate``: one
+transaction, serialised per namespace and kind), never from a per-process view. Concurrent
+activations stay counted per process.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from stockade.domain import NamespaceLimits
 from stockade.errors import ThrottledError
 from stockade.store import JournalStore, RateCount
 
-__all__ = ["WINDOW_S", "Throttle"]
+__all__ = ["WINDOW_S", "RateLedger", "Throttle"]
 
 # Buckets that make up the window: the current second and the 60 before it.
 WINDOW_S = 61
@@ -68,6 +74,14 @@ class _Window:
         return 1
 
 
+class RateLedger(Protocol):
+    """Where per-minute acceptances are taken when several processes share the limits."""
+
+    async def take_rate(self, namespace: str, kind: str, second: int, allowed: int) -> bool:
+        """Count one request unless the window is full."""
+        ...
+
+
 @dataclass(slots=True)
 class Throttle:
     """Counts per namespace; ``now_ms`` is the injected clock."""
@@ -83,6 +97,8 @@ class Throttle:
     _attempts: dict[tuple[str, str], _Window] = field(default_factory=dict)
     _dirty: dict[tuple[str, str, int], int] = field(default_factory=dict)
     _in_flight: dict[str, int] = field(default_factory=dict)
+    # Scale-out: the store, where every controller takes its acceptances (None: this process alone).
+    shared: RateLedger | None = None
 
     def _take(self, kind: str, namespace: str, allowed: int) -> None:
         now_s = self.now_ms() // 1000
@@ -117,6 +133,38 @@ class Throttle:
         if in_flight >= concurrent:
             raise ThrottledError(f"Too many concurrent requests in flight (count: {in_flight}, allowed: {concurrent}).")
         self._take("invoke", namespace, per_minute)
+
+    async def admit_invoke(self, namespace: str) -> None:
+        """``check_invoke``, with the per-minute window taken in the shared ledger when there is one."""
+        if self.shared is None:
+            self.check_invoke(namespace)
+            return
+        per_minute, concurrent, _fires = self.limits(namespace)
+        in_flight = self._in_flight.get(namespace, 0)
+        if in_flight >= concurrent:
+            raise ThrottledError(f"Too many concurrent requests in flight (count: {in_flight}, allowed: {concurrent}).")
+        await self._take_shared("invoke", namespace, per_minute)
+
+    async def admit_fire(self, namespace: str) -> None:
+        """``check_fire``, shared like ``admit_invoke``."""
+        if self.shared is None:
+            self.check_fire(namespace)
+            return
+        await self._take_shared("fire", namespace, self.limits(namespace)[2])
+
+    async def _take_shared(self, kind: str, namespace: str, allowed: int) -> None:
+        assert self.shared is not None
+        now_s = self.now_ms() // 1000
+        attempts = self._attempts.setdefault((namespace, kind), _Window())
+        attempts.count(now_s)
+        attempts.add(now_s)
+        if not await self.shared.take_rate(namespace, kind, now_s, allowed):
+            # The ledger does not say which second frees a slot; the oldest possible is a minute away
+            # at worst, and a slot frees every 60/allowed seconds on average under a steady load.
+            raise ThrottledError(
+                f"Too many requests in the last minute (count: {max(attempts.total, allowed + 1)}, allowed: {allowed}).",
+                retry_after_s=max(1, min(WINDOW_S, 60 // max(1, allowed))),
+            )
 
     def check_fire(self, namespace: str) -> None:
         """Count one trigger fire; 429 when over the per-minute limit."""

@@ -169,7 +169,7 @@ class TriggerService:
         active = [(key, action) for key, action, status in trigger.rules if status == "active"]
         if not active:
             return None
-        self._throttle.check_fire(identity.namespace)
+        await self._throttle.admit_fire(identity.namespace)
         activation_id = new_activation_id()
         start_ms = self._clock.now_ms()
         defaults = kv_to_dict(await self._vault.reveal_values(trigger.parameters))

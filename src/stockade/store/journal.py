@@ -168,6 +168,10 @@ class AuditingDriver:
         await self.inner.executescript(script)
 
 
+# Seconds in a sliding window (services/throttle.py's WINDOW_S: the current second and the 60 before).
+RATE_WINDOW_S = 61
+
+
 class JournalStore(Protocol):
     """What the activation journal, the throttle and the audit writer need from the store."""
 
@@ -188,6 +192,11 @@ class JournalStore(Protocol):
 
     async def set_pending_attempts(self, activation_id: str, attempts: int) -> None:
         """Count one more run of a pending activation (before it is re-run)."""
+
+    async def take_rate(self, namespace: str, kind: str, second: int, allowed: int) -> bool:
+        """Count one request in ``second`` if the window ending there holds fewer than ``allowed``
+        (across every process sharing the store); False when it is full."""
+        ...
 
     async def load_rate_windows(self, since_second: int) -> list[RateCount]:
         """Throttle windows from ``since_second`` on."""
@@ -276,6 +285,27 @@ class SqlJournal:
                 )
             ]
         )
+
+    async def take_rate(self, namespace: str, kind: str, second: int, allowed: int) -> bool:
+        """Atomic across processes: the first step locks the (namespace, kind) sentinel row (second
+        -1) until commit, so takers queue and each one's check sees the counts committed before it."""
+        counts = await self._db.transaction(
+            [
+                Step(
+                    "INSERT INTO rate_windows (namespace, kind, second, accepted) VALUES (?, ?, -1, 0) "
+                    "ON CONFLICT (namespace, kind, second) DO UPDATE SET accepted = rate_windows.accepted",
+                    (namespace, kind),
+                ),
+                Step(
+                    "INSERT INTO rate_windows (namespace, kind, second, accepted) SELECT ?, ?, ?, 1 "
+                    "WHERE (SELECT COALESCE(SUM(accepted), 0) FROM rate_windows "
+                    "WHERE namespace = ? AND kind = ? AND second > ?) < ? "
+                    "ON CONFLICT (namespace, kind, second) DO UPDATE SET accepted = rate_windows.accepted + 1",
+                    (namespace, kind, second, namespace, kind, second - RATE_WINDOW_S, allowed),
+                ),
+            ]
+        )
+        return counts[-1] > 0
 
     async def load_rate_windows(self, since_second: int) -> list[RateCount]:
         """Recent windows."""

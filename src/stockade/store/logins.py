@@ -29,6 +29,9 @@ class LoginStore(Protocol):
     async def prune_login_failures(self, before_ms: int) -> int:
         """Drop rows whose window started and lockout ended before ``before_ms``."""
 
+    async def claim_nonce(self, nonce: str, now_ms: int, keep_ms: int) -> bool:
+        """Record a signed request's nonce; False when any process recorded it within ``keep_ms``."""
+
 
 class SqlLogins:
     """LoginStore over the SQL driver of the class it is mixed into."""
@@ -84,3 +87,16 @@ class SqlLogins:
             ]
         )
         return counts[0]
+
+    async def claim_nonce(self, nonce: str, now_ms: int, keep_ms: int) -> bool:
+        """One transaction: forget nonces older than ``keep_ms``, then insert unless present."""
+        counts = await self._db.transaction(
+            [
+                Step("DELETE FROM signature_nonces WHERE seen_ms < ?", (now_ms - keep_ms,)),
+                Step(
+                    "INSERT INTO signature_nonces (nonce, seen_ms) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+                    (nonce, now_ms),
+                ),
+            ]
+        )
+        return counts[-1] == 1

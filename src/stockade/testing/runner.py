@@ -10,26 +10,15 @@ import asyncio
 import contextlib
 import io
 from dataclasses import dataclass, field
-from typing import Any, final
+from typing import Any
 
-from stockade.domain import JSON, Action, ActivationResponse, ActivationStatus, SystemClock
+from stockade.domain import JSON, ActivationResponse, ActivationStatus, RunOutcome, RunRequest, SystemClock
 
 __all__ = ["InProcessRunner", "RunOutcomeRecord"]
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class RunOutcomeRecord:
-    """What InProcessRunner reports, shaped like the invoker's outcome."""
-
-    response: ActivationResponse
-    logs: list[str]
-    start_ms: int
-    end_ms: int
-    init_time_ms: int | None
-    wait_time_ms: int
-    timed_out: bool
-    findings: tuple[str, ...] = ()
+# The outcome record every runner reports (kept under its old name for tests).
+RunOutcomeRecord = RunOutcome
 
 
 @dataclass(slots=True)
@@ -37,17 +26,14 @@ class InProcessRunner:
     """Executes ``python:3`` code with ``exec``; records every call for assertions."""
 
     calls: list[tuple[str, dict[str, JSON], dict[str, str]]] = field(default_factory=list)
+    requests: list[RunRequest] = field(default_factory=list)
     _warm: set[tuple[str, str]] = field(default_factory=set)
 
-    async def run_action(
-        self,
-        action: Action,
-        params: dict[str, JSON],
-        init_env: dict[str, str],
-        activation_env: dict[str, str],
-        activation_id: str,
-    ) -> RunOutcomeRecord:
+    async def run_action(self, request: RunRequest) -> RunOutcome:
         """Run ``main(params)`` of the action's code."""
+        action, params = request.action, dict(request.parameters)
+        init_env, activation_env = request.init_env, request.activation_env
+        self.requests.append(request)
         clock = SystemClock()
         start = clock.now_ms()
         self.calls.append((action.path.fqn, dict(params), {**init_env, **activation_env}))
@@ -76,4 +62,4 @@ class InProcessRunner:
                 )
         end = clock.now_ms()
         logs = [f"2026-01-01T00:00:00.000000Z  stdout: {line}" for line in out.getvalue().splitlines()]
-        return RunOutcomeRecord(response, logs, start, end, 1 if cold else None, 0, False)
+        return RunOutcome(response, logs, start, end, 0, 1 if cold else None, False)
