@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
-from bench_warm import PY, wrk
+from bench_invoke import PY, wrk
 
 from common import REPO, start_stockade, stop
 
