@@ -13,8 +13,9 @@ import textwrap
 import pytest
 
 from stockade.config import InvokerSettings, Settings, SettingsError, load_settings
-from stockade.domain import Action, ActivationStatus, EntityPath, Exec, Limits
+from stockade.domain import Action, ActivationStatus, EntityPath, Exec, KeyValue, Limits
 from stockade.invoker import CodeStore, Invoker, RunRequest
+from stockade.invoker.invoker import USE_ONCE_ANNOTATION
 from stockade.sandbox import InsecureProcessBackend
 
 QUICK = "def main(args):\n    return {'n': args.get('n')}\n"
@@ -145,3 +146,19 @@ def test_settings_refuse_zero_concurrent_starts():
     with pytest.raises(SettingsError):
         load_settings(env={"STOCKADE_INVOKER__MAX_CONCURRENT_STARTS": "0"})
     assert Settings().invoker.max_concurrent_starts >= 1
+
+
+async def test_a_use_once_sandbox_is_never_handed_to_a_waiting_run(make):
+    invoker, backend = make(max_concurrent_starts=1)
+    act = Action(
+        EntityPath("guest", "once"),
+        Exec("python:3", QUICK),
+        version="0.0.1",
+        limits=Limits(),
+        annotations=(KeyValue(USE_ONCE_ANNOTATION, True),),
+    )
+    outcomes = await asyncio.gather(*(invoker.run(request(act, n)) for n in range(4)))
+    assert [o.response.result for o in outcomes] == [{"n": n} for n in range(4)]
+    assert len({o.sandbox_id for o in outcomes}) == 4
+    assert all(o.init_time_ms is not None for o in outcomes)
+    assert backend.starts == 4
