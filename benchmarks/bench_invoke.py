@@ -181,29 +181,25 @@ def main() -> None:
         print("| figure | baseline | python:3 | nodejs:20 | target | met |")
         print("|---|---|---|---|---|---|")
         p50s = [s[1]["p50_us"] / b1_p50 for s in sk]
-        print(
-            row(
+        tp = [s[8]["rps"] / b8 for s in sk]
+        p99 = [s[64]["p99_us"] / b64_p99 for s in sk]
+        bad = [s[64]["timeouts"] + s[64]["non2xx"] + s[64]["connect"] + s[64]["read"] for s in sk]
+        rows: list[tuple[str, str, list[str], str, list[bool]]] = [
+            (
                 "1 conn p50",
                 f"{b1_p50 / 1000:.2f} ms",
                 [f"{s[1]['p50_us'] / 1000:.2f} ms ({r:.1f}x)" for s, r in zip(sk, p50s, strict=True)],
                 "<= 2.0x",
                 [r <= 2.0 for r in p50s],
-            )
-        )
-        tp = [s[8]["rps"] / b8 for s in sk]
-        print(
-            row(
+            ),
+            (
                 "8 conn throughput",
                 f"{b8:,}/s",
                 [f"{s[8]['rps']:,}/s ({r:.2f}x)" for s, r in zip(sk, tp, strict=True)],
                 ">= 0.5x and >= 3,000/s (python)",
                 [tp[0] >= 0.5 and sk[0][8]["rps"] >= 3000, tp[1] >= 0.5],
-            )
-        )
-        p99 = [s[64]["p99_us"] / b64_p99 for s in sk]
-        bad = [s[64]["timeouts"] + s[64]["non2xx"] + s[64]["connect"] + s[64]["read"] for s in sk]
-        print(
-            row(
+            ),
+            (
                 "64 conn p99",
                 f"{b64_p99 / 1000:.1f} ms",
                 [
@@ -212,25 +208,25 @@ def main() -> None:
                 ],
                 "<= 5x, no timeouts/errors",
                 [r <= 5 and e == 0 for r, e in zip(p99, bad, strict=True)],
-            )
-        )
+            ),
+        ]
         for phase_base, phase_py in zip(step_base, step["python:3"], strict=True):
-            print(
-                row(
+            failed = phase_py["errors"] + phase_py["unanswered"]
+            rows.append(
+                (
                     f"open loop {phase_py['rate']}/s p99",
                     f"{phase_base['p99_us'] / 1000:.1f} ms",
                     [
-                        f"{phase_py['p99_us'] / 1000:.1f} ms (max {phase_py['max_us'] / 1000:.0f} ms, "
-                        f"{phase_py['errors'] + phase_py['unanswered']} failed)",
+                        f"{phase_py['p99_us'] / 1000:.1f} ms (max {phase_py['max_us'] / 1000:.0f} ms, {failed} failed)",
                         "-",
                     ],
                     "< 100 ms",
-                    [phase_py["p99_us"] < 100_000 and phase_py["errors"] + phase_py["unanswered"] == 0],
+                    [phase_py["p99_us"] < 100_000 and failed == 0],
                 )
             )
         sb = asyncio.run(sandbox_figures())
-        print(
-            row(
+        rows.append(
+            (
                 "cold start p50 (request -> result)",
                 "-",
                 [f"{sb['py_cold']:.1f} ms", f"{sb['js_cold']:.1f} ms"],
@@ -238,7 +234,9 @@ def main() -> None:
                 [sb["py_cold"] <= 5, sb["js_cold"] <= 15],
             )
         )
-        print(row("idle warm sandbox PSS", "-", [f"{sb['pss']:.2f} MB", "-"], "python <= 5 MB", [sb["pss"] <= 5]))
+        rows.append(("idle warm sandbox PSS", "-", [f"{sb['pss']:.2f} MB", "-"], "python <= 5 MB", [sb["pss"] <= 5]))
+        for line in rows:
+            print(row(*line))
     finally:
         stop(sk_proc)
         stop(base_proc)
