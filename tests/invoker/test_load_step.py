@@ -162,3 +162,15 @@ async def test_a_use_once_sandbox_is_never_handed_to_a_waiting_run(make):
     assert len({o.sandbox_id for o in outcomes}) == 4
     assert all(o.init_time_ms is not None for o in outcomes)
     assert backend.starts == 4
+
+
+async def test_waiters_leave_no_trace_after_hand_overs(make):
+    invoker, _backend = make()
+    act = action(QUICK)
+    await invoker.run(request(act, 0))
+    await invoker.run(request(act, 1))
+    for round_ in range(20):
+        await asyncio.gather(invoker.run(request(act, 2 * round_)), invoker.run(request(act, 2 * round_ + 1)))
+    # Handed-over waiters were left in the start queue by the first version of this change.
+    assert len(invoker._start_waiters) == 0
+    assert invoker._key_waiters == {}

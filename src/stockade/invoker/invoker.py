@@ -358,8 +358,15 @@ class Invoker:
             waiter.cancel()
             raise
         finally:
-            if waiters is not None and not waiters:
-                self._key_waiters.pop(key, None)
+            # Whatever ended the wait, this waiter leaves both queues (handed-over and timed-out
+            # waiters would otherwise pile up while no start pops them).
+            with contextlib.suppress(ValueError):
+                self._start_waiters.remove(waiter)
+            if waiters is not None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(waiter)
+                if not waiters and self._key_waiters.get(key) is waiters:
+                    del self._key_waiters[key]
 
     def _wake_starter(self) -> None:
         """A start slot is free: the longest-waiting run (for a slot or a busy sandbox) may start."""
