@@ -174,3 +174,18 @@ async def test_waiters_leave_no_trace_after_hand_overs(make):
     # Handed-over waiters were left in the start queue by the first version of this change.
     assert len(invoker._start_waiters) == 0
     assert invoker._key_waiters == {}
+
+
+async def test_a_warm_sandbox_is_never_handed_to_another_invoking_namespace(make):
+    # Attacker checklist: tenant B invokes tenant A's shared action while A's sandbox is busy;
+    # B must get its own sandbox, never A's (the pool key holds the invoking namespace).
+    invoker, backend = make()
+    act = action(QUICK)
+    await invoker.run(request(act, 0))
+    await invoker.run(request(act, 1))
+    as_a = invoker.run(request(act, 2))
+    as_b = invoker.run(RunRequest(act, {"n": 3}, "3" * 32, namespace="tenant-b"))
+    outcome_a, outcome_b = await asyncio.gather(as_a, as_b)
+    assert outcome_a.sandbox_id != outcome_b.sandbox_id
+    assert outcome_b.init_time_ms is not None
+    assert backend.starts == 2
