@@ -282,13 +282,19 @@ class Invoker:
             if self._busy[key] and (
                 starts_full or (may_wait_warm and self._warm_is_sooner(key, request.action.exec.kind))
             ):
-                handed = await self._wait_for(self._key_waiters.setdefault(key, collections.deque()), key)
+                # With every start slot taken, wait in line (no timeout, so the place is kept)
+                # for whichever comes first: a sandbox of this key or a start slot.
+                handed = await self._wait_for(
+                    self._key_waiters.setdefault(key, collections.deque()),
+                    key,
+                    timeout_s=None if starts_full else self._warm_wait_s,
+                )
                 if handed is not None:
                     if handed.process.is_alive():
                         return handed, False
                     await self._destroy(handed)
-                elif not starts_full:
-                    may_wait_warm = False  # waited long enough: a cold start now
+                else:
+                    may_wait_warm = False  # a free start slot, or waited long enough: start now
                 continue
             if starts_full:
                 await self._wait_for(None, key)
@@ -329,19 +335,23 @@ class Invoker:
         return queued < busy and run_s * (queued // busy + 1) < cold_s
 
     async def _wait_for(
-        self, waiters: collections.deque[asyncio.Future[SandboxSession | None]] | None, key: PoolKey
+        self,
+        waiters: collections.deque[asyncio.Future[SandboxSession | None]] | None,
+        key: PoolKey,
+        *,
+        timeout_s: float | None = None,
     ) -> SandboxSession | None:
         """Wait for a start slot, or (``waiters`` given) also for a busy sandbox of ``key`` handed
-        over on release; None on a free start slot or after ``warm_wait_ms``."""
+        over on release; None on a free start slot or after ``timeout_s``."""
         waiter: asyncio.Future[SandboxSession | None] = asyncio.get_running_loop().create_future()
         self._start_waiters.append(waiter)
         if waiters is not None:
             waiters.append(waiter)
         try:
-            if waiters is None:
+            if timeout_s is None:
                 return await waiter
             try:
-                return await asyncio.wait_for(asyncio.shield(waiter), self._warm_wait_s)
+                return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
             except TimeoutError:
                 if not waiter.done():
                     waiter.cancel()
