@@ -189,3 +189,43 @@ async def test_a_warm_sandbox_is_never_handed_to_another_invoking_namespace(make
     assert outcome_a.sandbox_id != outcome_b.sandbox_id
     assert outcome_b.init_time_ms is not None
     assert backend.starts == 2
+
+
+class GatedCodeStore(CodeStore):
+    """The real code store; materialising action ``slow`` waits until the test opens the gate."""
+
+    def __init__(self, root, gate: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(root)
+        self.gate = gate
+        self.slow_entered = asyncio.Event()
+
+    async def materialize(self, exec_):  # type: ignore[no-untyped-def]
+        if "slow" in exec_.code:
+            self.slow_entered.set()
+            await self.gate.wait()
+        return await super().materialize(exec_)
+
+
+async def test_materialising_one_tenants_code_does_not_hold_a_start_slot(tmp_path):
+    # Attacker checklist (limits aimed at others): a tenant whose code takes long to materialise
+    # (a large archive) must not hold the start slots every other tenant's cold start needs.
+    gate = asyncio.Event()
+    code_store = GatedCodeStore(tmp_path / "code", gate)
+    backend = InsecureProcessBackend()
+    invoker = Invoker(
+        backend, code_store, settings=InvokerSettings(sandbox_backend="insecure_process", max_concurrent_starts=1)
+    )
+    try:
+        slow = asyncio.ensure_future(invoker.run(request(action("# slow\n" + QUICK, "a"), 1)))
+        await code_store.slow_entered.wait()
+        other = Action(EntityPath("tenant-b", "b"), Exec("python:3", QUICK), version="0.0.1", limits=Limits())
+        # With materialisation inside the start slot (this change's first version) this run
+        # queued behind the gate forever; the timeout only turns that hang into a failure.
+        outcome = await asyncio.wait_for(invoker.run(request(other, 2)), timeout=30)
+        assert outcome.response.result == {"n": 2}
+        gate.set()
+        assert (await slow).response.result == {"n": 1}
+    finally:
+        gate.set()
+        await invoker.close()
+        await backend.close()

@@ -21,7 +21,7 @@ from stockade.config import InvokerSettings, LimitSettings, Settings
 from stockade.domain import POLICY_ANNOTATION, Action, ActivationResponse, ActivationStatus, Clock, SystemClock
 from stockade.domain import parse_policy as parse_action_policy
 from stockade.errors import PlatformError
-from stockade.invoker.code import CodeError, CodeStore
+from stockade.invoker.code import CodeError, CodeStore, MaterializedCode
 from stockade.invoker.egress_policy import EgressPolicy, EgressPolicyError, parse_egress
 from stockade.invoker.egress_proxy import EgressLease, EgressProxy
 from stockade.invoker.logs import LOG_COLLECTION_FAILED, LOG_DEVELOPER_ERROR, ActivationLogs
@@ -270,6 +270,7 @@ class Invoker:
         ``warm_wait_ms`` at a time; starts are bounded by ``max_concurrent_starts``.
         """
         may_wait_warm = True
+        code: MaterializedCode | None = None
         while True:
             session = self._pool.take(key)
             if session is not None:
@@ -299,6 +300,11 @@ class Invoker:
             if starts_full:
                 await self._wait_for(None, key)
                 continue
+            if code is None:
+                # Outside the start slot: a large archive of one tenant must not hold the slots
+                # everyone's cold starts need. Then look again (the await let others run).
+                code = await self._code.materialize(request.action.exec)
+                continue
             evicted = self._pool.reserve()
             if evicted is None:
                 await self._wait_capacity()
@@ -309,7 +315,7 @@ class Invoker:
                 for victim in evicted:
                     victim.is_discarded = True  # its slot passed to us
                     await victim.destroy()
-                session = await self._start(key, request)
+                session = await self._start(key, request, code)
             except BaseException:
                 self._pool.discard()
                 self._wake()
@@ -417,9 +423,8 @@ class Invoker:
             known = self._cold_s.get(kind)
             self._cold_s[kind] = cold if known is None else known + _EWMA * (cold - known)
 
-    async def _start(self, key: PoolKey, request: RunRequest) -> SandboxSession:
+    async def _start(self, key: PoolKey, request: RunRequest, code: MaterializedCode) -> SandboxSession:
         action = request.action
-        code = await self._code.materialize(action.exec)
         family = action.exec.family
         assert family is not None
         env = dict(request.init_env)
