@@ -55,6 +55,12 @@ def _aead(key: bytes) -> AESGCM:
     return AESGCM(key)
 
 
+@functools.lru_cache(maxsize=1024)
+def _fingerprint_key(key: bytes) -> bytes:
+    """HKDF of a data key, derived once per key like ``_aead`` (every seal fingerprints its value)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"stockade-fingerprint").derive(key)
+
+
 def new_key() -> bytes:
     """32 random bytes."""
     return os.urandom(KEY_BYTES)
@@ -92,7 +98,7 @@ class DataKey:
 
     def fingerprint_key(self) -> bytes:
         """A separate HMAC key derived from the data key (HKDF), for keyed fingerprints."""
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"stockade-fingerprint").derive(self.key)
+        return _fingerprint_key(self.key)
 
     def __repr__(self) -> str:
         return f"DataKey(namespace={self.namespace!r}, id={self.key_id})"
