@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Final, final
@@ -29,7 +28,7 @@ from stockade.domain import (
 )
 from stockade.domain import parse_policy as parse_action_policy
 from stockade.errors import PlatformError
-from stockade.invoker.code import CodeError, CodeStore, MaterializedCode
+from stockade.invoker.code import CodeError, CodeStore
 from stockade.invoker.egress_policy import EgressPolicy, EgressPolicyError, parse_egress
 from stockade.invoker.egress_proxy import EgressLease, EgressProxy
 from stockade.invoker.logs import LOG_COLLECTION_FAILED, LOG_DEVELOPER_ERROR, ActivationLogs
@@ -74,8 +73,6 @@ LOG_WAIT_S: Final = 2.0
 CHECK_TIMEOUT_S: Final = 5.0
 _CHECK: Final = {"op": "check"}
 EGRESS_INVALID: Final = "The action's egress policy is invalid: "
-# Weight of the newest sample in the run-time and cold-start estimates (exponential average).
-_EWMA: Final = 0.2
 _log = structlog.get_logger("stockade.invoker")
 
 
@@ -130,19 +127,6 @@ class Invoker:
         self._reap_interval_s = max(1.0, min(settings.idle_ttl_s / 2, 30.0))
         self._memory_watermark = settings.recycle_memory_percent / 100
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        # Bounded starts: how many sandboxes are being started, and the runs waiting for a start
-        # slot (or, for a key with busy sandboxes, for one of them: see _acquire).
-        self._max_starts = settings.max_concurrent_starts
-        self._warm_wait_s = settings.warm_wait_ms / 1000
-        self._starting = 0
-        self._start_waiters: collections.deque[asyncio.Future[SandboxSession | None]] = collections.deque()
-        # Busy sandboxes per key and the runs waiting for one of them to be handed over.
-        self._busy: collections.Counter[PoolKey] = collections.Counter()
-        self._busy_ids: set[int] = set()
-        self._key_waiters: dict[PoolKey, collections.deque[asyncio.Future[SandboxSession | None]]] = {}
-        # Estimates (seconds): a warm run per key, a cold start (start + init) per runtime family.
-        self._run_s: dict[PoolKey, float] = {}
-        self._cold_s: dict[str, float] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._is_closed = False
@@ -290,168 +274,31 @@ class Invoker:
     # -- acquiring a sandbox -----------------------------------------------------------------------
 
     async def _acquire(self, key: PoolKey, request: RunRequest) -> tuple[SandboxSession, bool]:
-        """A warm session of ``key`` or a new started one (not yet initialised).
-
-        With no idle sandbox of ``key``, a run waits for a busy one of the same key when that is
-        expected sooner than a cold start (or when every start slot is taken), at most
-        ``warm_wait_ms`` at a time; starts are bounded by ``max_concurrent_starts``.
-        """
-        may_wait_warm = True
-        code: MaterializedCode | None = None
+        """A warm session of ``key`` or a new started one (not yet initialised)."""
         while True:
             session = self._pool.take(key)
             if session is not None:
                 if session.process.is_alive():
-                    self._mark_busy(session)
                     return session, False
                 await self._destroy(session)
-                continue
-            starts_full = self._starting >= self._max_starts
-            if self._busy[key] and (
-                starts_full or (may_wait_warm and self._warm_is_sooner(key, request.action.exec.kind))
-            ):
-                # With every start slot taken, wait in line (no timeout, so the place is kept)
-                # for whichever comes first: a sandbox of this key or a start slot.
-                handed = await self._wait_for(
-                    self._key_waiters.setdefault(key, collections.deque()),
-                    key,
-                    timeout_s=None if starts_full else self._warm_wait_s,
-                )
-                if handed is not None:
-                    if handed.process.is_alive():
-                        return handed, False
-                    await self._destroy(handed)
-                else:
-                    may_wait_warm = False  # a free start slot, or waited long enough: start now
-                continue
-            if starts_full:
-                await self._wait_for(None, key)
-                continue
-            if code is None:
-                # Outside the start slot: a large archive of one tenant must not hold the slots
-                # everyone's cold starts need. Then look again (the await let others run).
-                code = await self._code.materialize(request.action.exec)
                 continue
             evicted = self._pool.reserve()
             if evicted is None:
                 await self._wait_capacity()
                 continue
-            self._starting += 1
-            began = time.monotonic()
             try:
                 for victim in evicted:
                     victim.is_discarded = True  # its slot passed to us
                     await victim.destroy()
-                session = await self._start(key, request, code)
+                return await self._start(key, request), True
             except BaseException:
                 self._pool.discard()
                 self._wake()
                 raise
-            finally:
-                self._starting -= 1
-                self._wake_starter()
-            session.started_s = time.monotonic() - began
-            self._mark_busy(session)
-            return session, True
 
-    def _warm_is_sooner(self, key: PoolKey, kind: str) -> bool:
-        """A busy sandbox of ``key`` is expected free before a new one would be ready."""
-        cold_s = self._cold_s.get(kind)
-        run_s = self._run_s.get(key)
-        if cold_s is None or run_s is None:
-            return False
-        waiters = self._key_waiters.get(key)
-        queued = sum(1 for fut in waiters if not fut.done()) if waiters else 0
-        # At most one waiter per busy sandbox: a steady concurrency above the pool's size still
-        # grows the pool (serialising it on fewer sandboxes costs throughput), a burst does not.
-        busy = self._busy[key]
-        return queued < busy and run_s * (queued // busy + 1) < cold_s
-
-    async def _wait_for(
-        self,
-        waiters: collections.deque[asyncio.Future[SandboxSession | None]] | None,
-        key: PoolKey,
-        *,
-        timeout_s: float | None = None,
-    ) -> SandboxSession | None:
-        """Wait for a start slot, or (``waiters`` given) also for a busy sandbox of ``key`` handed
-        over on release; None on a free start slot or after ``timeout_s``."""
-        waiter: asyncio.Future[SandboxSession | None] = asyncio.get_running_loop().create_future()
-        self._start_waiters.append(waiter)
-        if waiters is not None:
-            waiters.append(waiter)
-        try:
-            if timeout_s is None:
-                return await waiter
-            try:
-                return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
-            except TimeoutError:
-                if not waiter.done():
-                    waiter.cancel()
-                    return None
-                return waiter.result()
-        except asyncio.CancelledError:
-            # Handed a sandbox or a slot and cancelled at once: pass it on so nothing is lost.
-            if waiter.done() and not waiter.cancelled():
-                handed = waiter.result()
-                if handed is not None:
-                    self._release(handed)
-                else:
-                    self._wake_starter()
-            waiter.cancel()
-            raise
-        finally:
-            # Whatever ended the wait, this waiter leaves both queues (handed-over and timed-out
-            # waiters would otherwise pile up while no start pops them).
-            with contextlib.suppress(ValueError):
-                self._start_waiters.remove(waiter)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(waiter)
-                if not waiters and self._key_waiters.get(key) is waiters:
-                    del self._key_waiters[key]
-
-    def _wake_starter(self) -> None:
-        """A start slot is free: the longest-waiting run (for a slot or a busy sandbox) may start."""
-        while self._start_waiters:
-            waiter = self._start_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    def _hand_over(self, session: SandboxSession) -> bool:
-        """Give a released sandbox to a run waiting for its key; False when none waits."""
-        waiters = self._key_waiters.get(session.key)
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(session)
-                return True
-        return False
-
-    def _mark_busy(self, session: SandboxSession) -> None:
-        self._busy[session.key] += 1
-        self._busy_ids.add(id(session))
-
-    def _mark_idle(self, session: SandboxSession) -> None:
-        if id(session) in self._busy_ids:
-            self._busy_ids.discard(id(session))
-            self._busy[session.key] -= 1
-            if self._busy[session.key] <= 0:
-                del self._busy[session.key]
-
-    def _learn(self, session: SandboxSession, kind: str, is_cold: bool, run_s: float, init_s: float) -> None:
-        """Update the run-time and cold-start estimates after a successful run."""
-        key = session.key
-        previous = self._run_s.get(key)
-        self._run_s[key] = run_s if previous is None else previous + _EWMA * (run_s - previous)
-        if is_cold:
-            cold = session.started_s + init_s
-            known = self._cold_s.get(kind)
-            self._cold_s[kind] = cold if known is None else known + _EWMA * (cold - known)
-
-    async def _start(self, key: PoolKey, request: RunRequest, code: MaterializedCode) -> SandboxSession:
+    async def _start(self, key: PoolKey, request: RunRequest) -> SandboxSession:
         action = request.action
+        code = await self._code.materialize(action.exec)
         family = action.exec.family
         assert family is not None
         env = dict(request.init_env)
@@ -544,18 +391,14 @@ class Invoker:
         init_time_ms: int | None = None
         timed_out = False
         findings: tuple[str, ...] = ()
-        began = time.monotonic()
-        init_s = 0.0
         try:
             if is_cold:
                 await self._init(session, request, logs, notes, timeout_ms)
                 run_start_ms = self._clock.now_ms()
                 init_time_ms = run_start_ms - start_ms
-                init_s = time.monotonic() - began
             else:
                 run_start_ms = start_ms
             response = await self._run(session, request, logs, notes, timeout_ms, run_start_ms)
-            run_s = time.monotonic() - began - init_s
         except _Failed as failed:
             response, timed_out, findings = failed.response, failed.timed_out, failed.findings
             end_ms = self._clock.now_ms()
@@ -569,7 +412,6 @@ class Invoker:
             elif self._must_recycle(session, request.action) or not self._wipe_tmp(session, request.action):
                 await self._destroy(session)
             else:
-                self._learn(session, request.action.exec.kind, is_cold, run_s, init_s)
                 self._release(session)
         return RunOutcome(
             response=response,
@@ -722,12 +564,6 @@ class Invoker:
             session.is_discarded = True
             self._pool.discard()
             self._wake()
-            self._mark_idle(session)
-            if not self._busy[session.key]:
-                # No busy sandbox of this key is left to hand over: its waiters may start one.
-                for waiter in self._key_waiters.pop(session.key, ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
             if code_modified:
                 self._code.discard(session.code)
         await session.destroy()
@@ -750,15 +586,9 @@ class Invoker:
             return False
 
     def _release(self, session: SandboxSession) -> None:
-        if self._is_closed or session.runs >= self._pool.max_runs:
-            if not self._is_closed:
-                self._pool.put(session.key, session, session.runs)  # counts the recycling
+        if self._is_closed or not self._pool.put(session.key, session, session.runs):
             self._spawn(self._destroy(session))
             return
-        if self._hand_over(session):
-            return  # still busy: a run of the same key waited for it
-        self._mark_idle(session)
-        self._pool.put(session.key, session, session.runs)
         self._wake()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
