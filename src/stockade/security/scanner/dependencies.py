@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from stockade.security.scanner.advisories import Advisory
+from stockade.security.scanner.advisories import Advisory, Affected
 from stockade.security.scanner.findings import Dependency, Finding, Severity
 from stockade.security.scanner.ranges import match_range
 from stockade.security.scanner.rules import RuleBook
@@ -46,36 +46,43 @@ def match_dependencies(dependencies: Iterable[Dependency], index: AdvisoryIndex,
         if dep.version is None:
             findings += _range_findings(dep, index, rules, seen)
             continue
-        for advisory in index.lookup(dep.ecosystem, dep.normalized):
-            if advisory.withdrawn:
+        for advisory, affected in _affecting(dep, index):
+            key = (dep.ecosystem, dep.normalized, dep.version, advisory.id)
+            if key in seen or not affected.matches(dep.version):
                 continue
-            for affected in advisory.affected:
-                if (affected.ecosystem, affected.normalized) != (dep.ecosystem, dep.normalized):
-                    continue
-                key = (dep.ecosystem, dep.normalized, dep.version, advisory.id)
-                if key in seen or not affected.matches(dep.version):
-                    continue
-                seen.add(key)
-                ids = ", ".join(advisory.aliases)
-                fixed = ", ".join(affected.fixed) if affected.fixed else "no fixed version is known"
-                findings.append(
-                    rules.finding(
-                        "dependency.vulnerable",
-                        f"{dep.name} {dep.version} is affected by {advisory.id}"
-                        + (f" ({ids})" if ids else "")
-                        + (f": {advisory.summary}" if advisory.summary else "")
-                        + f"; fixed in: {fixed}",
-                        severity=advisory.severity,
-                        file=dep.source,
-                        line=dep.line,
-                        package=dep.name,
-                        version=dep.version,
-                        ecosystem=dep.ecosystem,
-                        advisory=advisory.ref(affected),
-                        source=f"osv:{advisory.id}",
-                    )
+            seen.add(key)
+            fixed = ", ".join(affected.fixed) if affected.fixed else "no fixed version is known"
+            findings.append(
+                rules.finding(
+                    "dependency.vulnerable",
+                    f"{dep.name} {dep.version} is affected by {_advisory_text(advisory)}; fixed in: {fixed}",
+                    severity=advisory.severity,
+                    file=dep.source,
+                    line=dep.line,
+                    package=dep.name,
+                    version=dep.version,
+                    ecosystem=dep.ecosystem,
+                    advisory=advisory.ref(affected),
+                    source=f"osv:{advisory.id}",
                 )
+            )
     return findings
+
+
+def _affecting(dep: Dependency, index: AdvisoryIndex) -> Iterator[tuple[Advisory, Affected]]:
+    """Each (advisory, affected entry) of ``dep``'s package, withdrawn advisories left out."""
+    for advisory in index.lookup(dep.ecosystem, dep.normalized):
+        if advisory.withdrawn:
+            continue
+        for affected in advisory.affected:
+            if (affected.ecosystem, affected.normalized) == (dep.ecosystem, dep.normalized):
+                yield advisory, affected
+
+
+def _advisory_text(advisory: Advisory) -> str:
+    """``ID (aliases): summary``, as findings name an advisory."""
+    ids = ", ".join(advisory.aliases)
+    return advisory.id + (f" ({ids})" if ids else "") + (f": {advisory.summary}" if advisory.summary else "")
 
 
 def _range_findings(
@@ -85,42 +92,33 @@ def _range_findings(
     if not dep.direct or dep.vendored or not dep.specifier:
         return []
     findings: list[Finding] = []
-    for advisory in index.lookup(dep.ecosystem, dep.normalized):
-        if advisory.withdrawn:
+    for advisory, affected in _affecting(dep, index):
+        key = (dep.ecosystem, dep.normalized, dep.specifier, advisory.id)
+        if key in seen:
             continue
-        for affected in advisory.affected:
-            if (affected.ecosystem, affected.normalized) != (dep.ecosystem, dep.normalized):
-                continue
-            key = (dep.ecosystem, dep.normalized, dep.specifier, advisory.id)
-            if key in seen:
-                continue
-            match = match_range(dep.ecosystem, dep.specifier, affected)
-            if match is None:
-                continue
-            seen.add(key)
-            ids = ", ".join(advisory.aliases)
-            if match.safe_bound is not None:
-                advice = f"require {dep.name}>={match.safe_bound} (the minimal safe bound)"
-            else:
-                advice = "no fixed version is known: remove or replace the dependency"
-            findings.append(
-                rules.finding(
-                    "dependency.vulnerable-range",
-                    f"{dep.name} {dep.specifier} admits {match.witness}, affected by {advisory.id}"
-                    + (f" ({ids})" if ids else "")
-                    + (f": {advisory.summary}" if advisory.summary else "")
-                    + f"; {advice}",
-                    # A range that cannot resolve to a safe version is as bad as a vulnerable pin.
-                    severity=None if match.admits_safe else (advisory.severity or Severity.HIGH),
-                    file=dep.source,
-                    line=dep.line,
-                    package=dep.name,
-                    version=match.safe_bound,
-                    ecosystem=dep.ecosystem,
-                    advisory=advisory.ref(affected),
-                    source=f"osv:{advisory.id}",
-                )
+        match = match_range(dep.ecosystem, dep.specifier, affected)
+        if match is None:
+            continue
+        seen.add(key)
+        if match.safe_bound is not None:
+            advice = f"require {dep.name}>={match.safe_bound} (the minimal safe bound)"
+        else:
+            advice = "no fixed version is known: remove or replace the dependency"
+        findings.append(
+            rules.finding(
+                "dependency.vulnerable-range",
+                f"{dep.name} {dep.specifier} admits {match.witness}, affected by {_advisory_text(advisory)}; {advice}",
+                # A range that cannot resolve to a safe version is as bad as a vulnerable pin.
+                severity=None if match.admits_safe else (advisory.severity or Severity.HIGH),
+                file=dep.source,
+                line=dep.line,
+                package=dep.name,
+                version=match.safe_bound,
+                ecosystem=dep.ecosystem,
+                advisory=advisory.ref(affected),
+                source=f"osv:{advisory.id}",
             )
+        )
     return findings
 
 
