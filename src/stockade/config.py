@@ -136,6 +136,12 @@ class InvokerSettings:
     recycle_memory_percent: int = 90
     # How long a blocking invoke waits before answering 202 (the OpenWhisk 60 s).
     blocking_wait_ms: int = 60_000
+    # Sandboxes being started at once; more cold starts queue (a load step must not start
+    # dozens of sandboxes that compete with the API for the CPU).
+    max_concurrent_starts: int = 4
+    # With no idle sandbox of an action but busy ones, a run waits up to this long for one of
+    # them (same namespace, action and version only) when that is expected sooner than a cold start.
+    warm_wait_ms: int = 200
 
 
 @final
@@ -419,6 +425,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("http.max_json_depth and http.max_json_members must be at least 1")
     if settings.invoker.max_sandboxes < 1:
         raise SettingsError("invoker.max_sandboxes must be at least 1")
+    if settings.invoker.max_concurrent_starts < 1 or settings.invoker.warm_wait_ms < 0:
+        raise SettingsError("invoker.max_concurrent_starts must be at least 1 and warm_wait_ms not negative")
     auth = settings.auth
     if min(auth.lockout_after_failures, auth.source_lockout_after_failures, auth.failure_window_s, auth.lockout_s) < 1:
         raise SettingsError("auth lockout thresholds, failure_window_s and lockout_s must be at least 1")

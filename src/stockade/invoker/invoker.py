@@ -8,8 +8,8 @@ timeouts destroy it.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Final, final
@@ -28,7 +28,8 @@ from stockade.domain import (
 )
 from stockade.domain import parse_policy as parse_action_policy
 from stockade.errors import PlatformError
-from stockade.invoker.code import CodeError, CodeStore
+from stockade.invoker.admission import Admission, Grant
+from stockade.invoker.code import CodeError, CodeStore, MaterializedCode
 from stockade.invoker.egress_policy import EgressPolicy, EgressPolicyError, parse_egress
 from stockade.invoker.egress_proxy import EgressLease, EgressProxy
 from stockade.invoker.logs import LOG_COLLECTION_FAILED, LOG_DEVELOPER_ERROR, ActivationLogs
@@ -126,7 +127,10 @@ class Invoker:
         )
         self._reap_interval_s = max(1.0, min(settings.idle_ttl_s / 2, 30.0))
         self._memory_watermark = settings.recycle_memory_percent / 100
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Bounded starts and the warm hand-over under a load step (admission.py).
+        self._admission: Admission[SandboxSession] = Admission(
+            self._pool, max_starts=settings.max_concurrent_starts, warm_wait_s=settings.warm_wait_ms / 1000
+        )
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._is_closed = False
@@ -234,13 +238,14 @@ class Invoker:
             session.is_discarded = True  # reap() already freed the slot
             await session.destroy()
         if expired:
-            self._wake(len(expired))
+            for session in expired:
+                self._admission.forget_key(session.key)
+            self._admission.pump()
         return len(expired)
 
     def statistics(self) -> InvokerStatistics:
         """Pool counters and the number of activations waiting for capacity."""
-        waiting = sum(1 for fut in self._waiters if not fut.done())
-        return InvokerStatistics(self._pool.statistics(), waiting)
+        return InvokerStatistics(self._pool.statistics(), self._admission.waiting)
 
     def pool_statistics(self) -> dict[str, int]:
         """The warm pool's counters, for the metrics (``stockade_warm_pool_sandboxes``, kills by reason)."""
@@ -260,6 +265,7 @@ class Invoker:
     async def close(self) -> None:
         """Stop the reaper and kill every idle sandbox; busy ones are killed when their run ends."""
         self._is_closed = True
+        self._admission.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -274,31 +280,78 @@ class Invoker:
     # -- acquiring a sandbox -----------------------------------------------------------------------
 
     async def _acquire(self, key: PoolKey, request: RunRequest) -> tuple[SandboxSession, bool]:
-        """A warm session of ``key`` or a new started one (not yet initialised)."""
+        """A warm session of ``key`` or a new started one (not yet initialised).
+
+        Starts are bounded (``max_concurrent_starts``); with none idle but busy sandboxes of
+        ``key``, a run waits up to ``warm_wait_ms`` for one of them when a warm run is expected
+        sooner than a cold start (admission.py).
+        """
+        admission = self._admission
+        prefer_warm = admission.prefers_warm(key, request.action.exec.kind)
+        code: MaterializedCode | None = None
         while True:
-            session = self._pool.take(key)
+            if code is None and not self._pool.has_idle(key):
+                # Before taking any start slot: one tenant's large archive must not hold the
+                # slots everyone's cold starts need.
+                code = await self._code.materialize(request.action.exec)
+            grant = admission.try_now(key, prefer_warm=prefer_warm)
+            if grant is None:
+                grant = await self._wait(key, prefer_warm)
+            session = grant.session
             if session is not None:
                 if session.process.is_alive():
                     return session, False
                 await self._destroy(session)
+                prefer_warm = False
                 continue
-            evicted = self._pool.reserve()
-            if evicted is None:
-                await self._wait_capacity()
-                continue
-            try:
-                for victim in evicted:
-                    victim.is_discarded = True  # its slot passed to us
-                    await victim.destroy()
-                return await self._start(key, request), True
-            except BaseException:
-                self._pool.discard()
-                self._wake()
-                raise
+            return await self._start_granted(key, request, grant, code), True
 
-    async def _start(self, key: PoolKey, request: RunRequest) -> SandboxSession:
+    async def _wait(self, key: PoolKey, prefer_warm: bool) -> Grant[SandboxSession]:
+        waiter = self._admission.enqueue(key, prefer_warm=prefer_warm)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            # Granted and cancelled at once: give the grant back so nothing is lost.
+            granted = self._admission.abandon(waiter)
+            if granted is not None:
+                self._give_back(key, granted)
+            raise
+
+    def _give_back(self, key: PoolKey, grant: Grant[SandboxSession]) -> None:
+        """Return a grant its run did not use (cancelled while waiting)."""
+        if grant.session is not None:
+            self._release(grant.session)
+            return
+        for victim in grant.evicted:
+            victim.is_discarded = True  # its slot passed to the grant, which gives it back now
+            self._spawn(victim.destroy())
+        self._pool.discard()
+        self._admission.not_busy(key)
+        self._admission.start_done()
+
+    async def _start_granted(
+        self, key: PoolKey, request: RunRequest, grant: Grant[SandboxSession], code: MaterializedCode | None
+    ) -> SandboxSession:
+        """Start a sandbox in the start slot and pool slot that ``grant`` holds."""
+        began = time.monotonic()
+        try:
+            for victim in grant.evicted:
+                victim.is_discarded = True  # its slot passed to us
+                await victim.destroy()
+            if code is None:
+                code = await self._code.materialize(request.action.exec)
+            session = await self._start(key, request, code)
+        except BaseException:
+            self._pool.discard()
+            self._admission.not_busy(key)
+            raise
+        finally:
+            self._admission.start_done()
+        session.started_s = time.monotonic() - began
+        return session
+
+    async def _start(self, key: PoolKey, request: RunRequest, code: MaterializedCode) -> SandboxSession:
         action = request.action
-        code = await self._code.materialize(action.exec)
         family = action.exec.family
         assert family is not None
         env = dict(request.init_env)
@@ -356,24 +409,6 @@ class Invoker:
             label=f"{action.path.relative}@{action.version}",
         )
 
-    async def _wait_capacity(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            # Woken and cancelled at once: pass the wake-up on so no capacity is lost.
-            if waiter.done() and not waiter.cancelled():
-                self._wake()
-            raise
-
-    def _wake(self, count: int = 1) -> None:
-        while count and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
-
     # -- one activation ---------------------------------------------------------------------------
 
     async def _drive(
@@ -391,14 +426,18 @@ class Invoker:
         init_time_ms: int | None = None
         timed_out = False
         findings: tuple[str, ...] = ()
+        began = time.monotonic()
+        init_s = 0.0
         try:
             if is_cold:
                 await self._init(session, request, logs, notes, timeout_ms)
                 run_start_ms = self._clock.now_ms()
                 init_time_ms = run_start_ms - start_ms
+                init_s = time.monotonic() - began
             else:
                 run_start_ms = start_ms
             response = await self._run(session, request, logs, notes, timeout_ms, run_start_ms)
+            run_s = time.monotonic() - began - init_s
         except _Failed as failed:
             response, timed_out, findings = failed.response, failed.timed_out, failed.findings
             end_ms = self._clock.now_ms()
@@ -412,6 +451,9 @@ class Invoker:
             elif self._must_recycle(session, request.action) or not self._wipe_tmp(session, request.action):
                 await self._destroy(session)
             else:
+                self._admission.learn(
+                    session.key, request.action.exec.kind, run_s, session.started_s + init_s if is_cold else None
+                )
                 self._release(session)
         return RunOutcome(
             response=response,
@@ -563,7 +605,9 @@ class Invoker:
         if not session.is_discarded:
             session.is_discarded = True
             self._pool.discard()
-            self._wake()
+            self._admission.not_busy(session.key)
+            self._admission.forget_key(session.key)
+            self._admission.pump()
             if code_modified:
                 self._code.discard(session.code)
         await session.destroy()
@@ -586,10 +630,17 @@ class Invoker:
             return False
 
     def _release(self, session: SandboxSession) -> None:
-        if self._is_closed or not self._pool.put(session.key, session, session.runs):
+        """A busy sandbox's run is over and it may serve again: to a waiter of its key, else idle."""
+        if self._is_closed or session.runs >= self._pool.max_runs:
+            if not self._is_closed:
+                self._pool.put(session.key, session, session.runs)  # counts the recycling
             self._spawn(self._destroy(session))
             return
-        self._wake()
+        if self._admission.hand_over(session.key, session):
+            return  # still busy: a run of the same key was waiting for it
+        self._admission.not_busy(session.key)
+        self._pool.put(session.key, session, session.runs)
+        self._admission.pump()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

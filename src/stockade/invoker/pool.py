@@ -83,6 +83,15 @@ class WarmPool(Generic[T]):
         """Sandboxes counted against the cap."""
         return self._live
 
+    @property
+    def idle(self) -> int:
+        """Idle sandboxes (of every key)."""
+        return len(self._lru)
+
+    def has_idle(self, key: PoolKey) -> bool:
+        """An idle sandbox of ``key`` is there to ``take`` (counts nothing)."""
+        return key in self._by_key
+
     def take(self, key: PoolKey) -> T | None:
         """The most recently used idle sandbox of ``key`` (now busy), or None."""
         entries = self._by_key.get(key)

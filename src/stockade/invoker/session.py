@@ -36,6 +36,7 @@ class SandboxSession:
         "logs",
         "process",
         "runs",
+        "started_s",
     )
 
     def __init__(
@@ -57,6 +58,8 @@ class SandboxSession:
         self.logs = LogCollector(process.stdout_fd, process.stderr_fd, time_ns=time_ns)
         self.logs.start()
         self.runs = 0
+        # Seconds the backend took to start this sandbox (for the invoker's cold-start estimate).
+        self.started_s = 0.0
         # Integrity facts captured right after init; compared after every run.
         self.digest: str | None = None
         self.entry: str | None = None
