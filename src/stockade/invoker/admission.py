@@ -28,6 +28,8 @@ __all__ = ["Admission", "Grant", "Waiter"]
 T = TypeVar("T")
 # Weight of the newest sample in the run-time and cold-start estimates (exponential average).
 _EWMA = 0.2
+# Waiters per busy sandbox that may wait for it on the estimates alone.
+_QUEUE_PER_BUSY = 4
 
 
 @final
@@ -166,8 +168,9 @@ class Admission(Generic[T]):
     def prefers_warm(self, key: PoolKey, kind: str) -> bool:
         """A busy sandbox of ``key`` is expected free before a new one of ``kind`` would be ready.
 
-        At most one waiter per busy sandbox waits on the estimate alone, so a steady concurrency
-        above the pool's size still grows the pool; a burst does not start dozens at once.
+        At most ``_QUEUE_PER_BUSY`` waiters per busy sandbox wait on the estimate alone, so a
+        steady concurrency far above the pool's size still grows the pool; a burst of short runs
+        does not start dozens of sandboxes that would compete with the runs for the CPU.
         """
         busy = self.busy[key]
         cold_s = self._cold_s.get(kind)
@@ -175,7 +178,7 @@ class Admission(Generic[T]):
         if not busy or cold_s is None or run_s is None:
             return False
         queued = self.waiting_for(key)
-        return queued < busy and run_s * (queued // busy + 1) < cold_s
+        return queued < busy * _QUEUE_PER_BUSY and run_s * (queued // busy + 1) < cold_s
 
     def learn(self, key: PoolKey, kind: str, run_s: float, cold_s: float | None) -> None:
         """Fold one successful run (and its cold start, if any) into the estimates."""

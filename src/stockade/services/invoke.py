@@ -207,25 +207,18 @@ class InvokeService:
             raise
         activation_id = new_activation_id()
         self._throttle.started(namespace)
-        try:
-            pending = await self._journal_entry(request, resolved, activation_id)
-            if request.blocking:
-                # Nothing is acknowledged before the response, which waits for the terminal record:
-                # the journal row is written alongside the run (and dropped if the run finishes
-                # first), so a blocking invoke waits for one commit, not two.
-                journalled = self._recorder.accept_nowait(pending)
-            else:
-                await self._recorder.accept(pending)
-                journalled = None
-        except StoreError as exc:
-            self._throttle.finished(namespace)
-            if isinstance(exc, StorageFullError):
+        if not request.blocking:
+            try:
+                await self._recorder.accept(await self._journal_entry(request, resolved, activation_id))
+            except StoreError as exc:
+                self._throttle.finished(namespace)
+                raise _unrecorded(exc) from None
+            except BaseException:
+                self._throttle.finished(namespace)
                 raise
-            raise ServiceUnavailableError("The activation could not be recorded; retry later.") from None
-        except BaseException:
-            self._throttle.finished(namespace)
-            raise
-        return await self._start(request, resolved, params, activation_id, 1, journalled)
+        # A blocking invoke acknowledges nothing before its response, which waits for the terminal
+        # record: its journal row is sealed and committed only if the wait ends first (the 202).
+        return await self._start(request, resolved, params, activation_id, 1, journal_on_timeout=request.blocking)
 
     async def _start(
         self,
@@ -234,7 +227,8 @@ class InvokeService:
         params: dict[str, JSON],
         activation_id: str,
         attempt: int,
-        journalled: asyncio.Future[None] | None = None,
+        *,
+        journal_on_timeout: bool = False,
     ) -> InvokeResult:
         task = asyncio.create_task(self._activate(request, resolved, params, activation_id, None, None, attempt))
         self._tasks.add(task)
@@ -243,11 +237,17 @@ class InvokeService:
             return InvokeResult(activation_id, None)
         # asyncio.wait leaves the task running on timeout (the activation carries on and is recorded).
         done, _pending = await asyncio.wait((task,), timeout=request.wait_ms / 1000)
-        if not done:
-            if journalled is not None:
-                # Invariant: the 202 after the blocking wait is an acknowledgement too: the
-                # journal row is committed first (StorageFullError → 507; the run carries on).
-                await journalled
+        if not done and journal_on_timeout:
+            # Invariant: the 202 after the blocking wait is an acknowledgement too: the journal
+            # row is committed first (StorageFullError → 507; the run carries on), unless the run
+            # finished meanwhile (then its terminal record is the answer).
+            try:
+                entry = await self._journal_entry(request, resolved, activation_id)
+                if not task.done():
+                    await self._recorder.accept_nowait(entry)
+            except StoreError as exc:
+                raise _unrecorded(exc) from None
+        if not task.done():
             return InvokeResult(activation_id, None)
         return InvokeResult(activation_id, task.result())
 
@@ -623,6 +623,13 @@ class InvokeService:
     def statistics(self) -> dict[str, int]:
         """Activations in flight in this process."""
         return {"in_flight": len(self._tasks)}
+
+
+def _unrecorded(exc: StoreError) -> PlatformError:
+    """507 for full storage; otherwise 503: the activation could not be journalled."""
+    if isinstance(exc, StorageFullError):
+        return exc
+    return ServiceUnavailableError("The activation could not be recorded; retry later.")
 
 
 def is_truthy_json_true(value: JSON) -> bool:
