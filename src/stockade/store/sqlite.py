@@ -8,7 +8,7 @@
   waits: ``busy_timeout=0``, and a transaction that finds the write lock taken (another process,
   or ``_conn`` mid-write) is rolled back and re-run on the executor, which waits as before. It
   never checkpoints on commit (``wal_autocheckpoint=0``, so a commit cannot stall the loop on
-  fsync); the executor runs a passive checkpoint every ``_CHECKPOINT_EVERY`` inline commits.
+  fsync); the executor checkpoints (RESTART) after every ``_CHECKPOINT_EVERY`` inline commits.
 
 Invariant: each connection is used from one thread; a write sees every write committed before it.
 """
@@ -45,6 +45,11 @@ def _store_error(exc: sqlite3.Error) -> StoreError:
     if code in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL):
         return StorageFullError()
     return StoreError("the store failed")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 class SqliteDriver:
@@ -133,12 +138,14 @@ class SqliteDriver:
                         raise concurrent_modification()
                     counts.append(cursor.rowcount)
             except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
                     raise already_exists() from None
                 raise StoreError("the store refused a write") from None
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (SQLITE_FULL mid-statement): a second
+                # ROLLBACK would fail and hide the error that matters.
+                _rollback(conn)
                 raise
             try:
                 conn.execute("COMMIT")
@@ -169,9 +176,16 @@ class SqliteDriver:
             return
 
         def _checkpoint(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            # RESTART: writers wait (the inline writer, finding the lock taken, re-runs its
+            # transaction here, behind this) until every frame is back in the database, so the
+            # next write starts the WAL over and it cannot grow without bound under steady load.
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
-        self._checkpoint = asyncio.ensure_future(self._run(_checkpoint))
+        conn = self._conn
+        if conn is None:
+            return
+        # Submitted now (not from a task that would wait for the loop to come round).
+        self._checkpoint = asyncio.get_running_loop().run_in_executor(self._executor, _checkpoint, conn)
         # A failed checkpoint is retried after the next _CHECKPOINT_EVERY commits; never unhandled.
         self._checkpoint.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
 
