@@ -65,7 +65,7 @@ async def simulate(seed: int, *, runs: int, keys: int, max_sandboxes: int, max_s
                             del victim
                         pool.discard()
                         admission.not_busy(key)
-                        admission.start_done()
+                        admission.start_done(key)
                 return
             grant = await waiter.future
         box = grant.session
@@ -76,10 +76,10 @@ async def simulate(seed: int, *, runs: int, keys: int, max_sandboxes: int, max_s
             if rng.random() < 0.05:
                 pool.discard()
                 admission.not_busy(key)
-                admission.start_done()
+                admission.start_done(key)
                 return  # a failed start
             box = Box(key)
-            admission.start_done()
+            admission.start_done(key)
         assert box.key == key  # never another key's sandbox
         await asyncio.sleep(rng.random() * 0.002)  # the run
         box.runs += 1

@@ -30,8 +30,11 @@ class CountingBackend:
         self.starts = 0
         self.in_flight = 0
         self.most_in_flight = 0
+        self.start_delay_s = 0.0
 
     async def start(self, spec):  # type: ignore[no-untyped-def]
+        if self.start_delay_s:
+            await asyncio.sleep(self.start_delay_s)
         self.starts += 1
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -264,3 +267,31 @@ async def test_runs_of_many_actions_at_a_full_pool_are_all_served(make):
     assert stats.waiting == 0
     assert stats.pool.busy == 0
     assert stats.pool.live <= 3
+
+
+async def test_one_tenants_flood_of_cold_starts_does_not_starve_another_tenant(make):
+    # Attacker checklist (limits aimed at others): tenant A floods cold starts (a use-once action,
+    # every run a new sandbox); tenant B's one run arrives after all of them. With one arrival-
+    # ordered line B would wait for all 30 of A's starts; one start slot is kept for others.
+    invoker, backend = make(max_concurrent_starts=2)
+    backend.start_delay_s = 0.05  # starts as slow as a loaded host's, so A's line is long
+    flood = Action(
+        EntityPath("tenant-a", "once"),
+        Exec("python:3", QUICK),
+        version="0.0.1",
+        limits=Limits(),
+        annotations=(KeyValue(USE_ONCE_ANNOTATION, True),),
+    )
+    other = Action(EntityPath("tenant-b", "b"), Exec("python:3", QUICK), version="0.0.1", limits=Limits())
+    finished: list[str] = []
+
+    async def run(act: Action, n: int, who: str) -> None:
+        outcome = await invoker.run(RunRequest(act, {"n": n}, f"{n:032x}", namespace=act.path.namespace))
+        assert outcome.response.result == {"n": n}
+        finished.append(who)
+
+    floods = [asyncio.ensure_future(run(flood, n, "a")) for n in range(30)]
+    while invoker.statistics().waiting < 28:  # every one of A's runs is in line first
+        await asyncio.sleep(0.001)
+    await asyncio.wait_for(asyncio.gather(*floods, run(other, 99, "b")), timeout=120)
+    assert finished.index("b") < 6, finished

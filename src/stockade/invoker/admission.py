@@ -9,6 +9,8 @@ taken for the waiter, so no wake-up can be lost: a waiter that does not use it g
 
 Policy (OpenWhisk's container pool buffers runs the same way):
 - at most ``max_starts`` sandboxes are being started at once; more runs queue;
+- while another namespace's run waits, one namespace holds at most ``max_starts - 1`` of them,
+  so a tenant flooding cold starts delays another's by one start at most, not by its whole queue;
 - a run of a key with busy sandboxes may wait for one of them (``warm_until``) instead of
   starting, when a warm run is expected sooner than a cold start; a released sandbox goes
   straight to the longest waiter of its key.
@@ -67,6 +69,8 @@ class Admission(Generic[T]):
         self.max_starts = max_starts
         self.warm_wait_s = warm_wait_s
         self.starting = 0
+        self._starting_ns: collections.Counter[str] = collections.Counter()
+        self._waiting_ns: collections.Counter[str] = collections.Counter()
         self.busy: collections.Counter[PoolKey] = collections.Counter()
         self._queue: collections.deque[Waiter[T]] = collections.deque()
         self._by_key: dict[PoolKey, collections.deque[Waiter[T]]] = {}
@@ -103,6 +107,9 @@ class Admission(Generic[T]):
         loop = asyncio.get_running_loop()
         warm_until = loop.time() + self.warm_wait_s if prefer_warm else 0.0
         waiter: Waiter[T] = Waiter(key, warm_until, loop.create_future())
+        namespace = key.namespace
+        self._waiting_ns[namespace] += 1
+        waiter.future.add_done_callback(lambda _: self._not_waiting(namespace))
         self._queue.append(waiter)
         self._by_key.setdefault(key, collections.deque()).append(waiter)
         if prefer_warm:
@@ -193,9 +200,14 @@ class Admission(Generic[T]):
         if not self.busy[key] and not self._pool.has_idle(key) and key not in self._by_key:
             self._run_s.pop(key, None)
 
-    def start_done(self) -> None:
-        """A start granted by ``try_now``/``pump`` ended (either way): its slot is free."""
+    def start_done(self, key: PoolKey) -> None:
+        """A start granted for ``key`` by ``try_now``/``pump`` ended (either way): its slot is free."""
         self.starting -= 1
+        left = self._starting_ns[key.namespace] - 1
+        if left > 0:
+            self._starting_ns[key.namespace] = left
+        else:
+            self._starting_ns.pop(key.namespace, None)
         self.pump()
 
     def close(self) -> None:
@@ -220,14 +232,28 @@ class Admission(Generic[T]):
     def _start_slot(self, key: PoolKey, warm_until: float, loop_now: float) -> Grant[T] | None:
         if self.starting >= self.max_starts:
             return None
+        namespace = key.namespace
+        if self._starting_ns[namespace] >= max(1, self.max_starts - 1) and self._others_wait(namespace):
+            return None  # the last slot is kept for another namespace's waiting run
         if self.busy[key] and loop_now < warm_until:
             return None  # a busy sandbox of this key is expected free before a new one would be ready
         evicted = self._pool.reserve()
         if evicted is None:
             return None
         self.starting += 1
+        self._starting_ns[namespace] += 1
         self.busy[key] += 1
         return Grant(None, tuple(evicted))
+
+    def _others_wait(self, namespace: str) -> bool:
+        return any(count > 0 and other != namespace for other, count in self._waiting_ns.items())
+
+    def _not_waiting(self, namespace: str) -> None:
+        left = self._waiting_ns[namespace] - 1
+        if left > 0:
+            self._waiting_ns[namespace] = left
+        else:
+            self._waiting_ns.pop(namespace, None)
 
     def _pool_exhausted(self) -> bool:
         """Nothing can be granted to anyone: no idle sandbox and no start slot."""

@@ -327,7 +327,7 @@ class Invoker:
             self._spawn(victim.destroy())
         self._pool.discard()
         self._admission.not_busy(key)
-        self._admission.start_done()
+        self._admission.start_done(key)
 
     async def _start_granted(
         self, key: PoolKey, request: RunRequest, grant: Grant[SandboxSession], code: MaterializedCode | None
@@ -346,7 +346,7 @@ class Invoker:
             self._admission.not_busy(key)
             raise
         finally:
-            self._admission.start_done()
+            self._admission.start_done(key)
         session.started_s = time.monotonic() - began
         return session
 
