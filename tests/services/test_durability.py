@@ -124,6 +124,29 @@ def test_a_blocking_response_is_sent_only_after_its_record_is_committed(tmp_path
         assert conn.execute("SELECT COUNT(*) FROM activations_pending").fetchone() == (0,)
 
 
+def test_a_blocking_invoke_answered_with_its_result_never_seals_or_writes_a_journal_row(tmp_path):
+    # Issue 16: nothing is acknowledged before a blocking response, so the journal row (a seal
+    # and an insert, then a delete) is written only when the blocking wait ends first (the 202).
+    keys: dict[str, str] = {}
+    db = tmp_path / "db.sqlite"
+    base = "/api/v1/namespaces/_/actions/echo"
+    with TestClient(_app(tmp_path, db, InProcessRunner(), keys, bootstrap=True)) as client:
+        h = _auth(keys)
+        client.put(base, headers=h, json={"exec": {"kind": "python:3", "code": CODE}})
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.executescript(
+            "CREATE TABLE journal_inserts (activation_id TEXT);"
+            "CREATE TRIGGER count_journal AFTER INSERT ON activations_pending "
+            "BEGIN INSERT INTO journal_inserts VALUES (NEW.activation_id); END;"
+        )
+        answered = [client.post(base + "?blocking=true", headers=h, json={"x": i}) for i in range(10)]
+        assert [r.status_code for r in answered] == [200] * 10
+        accepted = client.post(base, headers=h, json={"x": "async"})
+        assert accepted.status_code == 202
+        inserted = [row[0] for row in conn.execute("SELECT activation_id FROM journal_inserts")]
+        assert inserted == [accepted.json()["activationId"]]
+
+
 def test_an_acknowledged_change_has_its_audit_entry_committed_with_it(tmp_path):
     """The entry is in the database the moment the 200 arrives (not written behind)."""
     keys: dict[str, str] = {}
