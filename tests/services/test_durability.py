@@ -41,6 +41,14 @@ class HangingRunner(InProcessRunner):
         return await super().run_action(request)
 
 
+class SlowRunner(InProcessRunner):
+    """Each run takes a few event-loop turns and 20 ms (long enough for any queued write to commit)."""
+
+    async def run_action(self, request):
+        await asyncio.sleep(0.02)
+        return await super().run_action(request)
+
+
 def _app(data_dir: Path, db: Path, runner, keys: dict[str, str], *, bootstrap: bool):
     async def create(services):
         if bootstrap:
@@ -130,7 +138,7 @@ def test_a_blocking_invoke_answered_with_its_result_never_seals_or_writes_a_jour
     keys: dict[str, str] = {}
     db = tmp_path / "db.sqlite"
     base = "/api/v1/namespaces/_/actions/echo"
-    with TestClient(_app(tmp_path, db, InProcessRunner(), keys, bootstrap=True)) as client:
+    with TestClient(_app(tmp_path, db, SlowRunner(), keys, bootstrap=True)) as client:
         h = _auth(keys)
         client.put(base, headers=h, json={"exec": {"kind": "python:3", "code": CODE}})
         conn = sqlite3.connect(db, isolation_level=None)
