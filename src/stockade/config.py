@@ -136,6 +136,10 @@ class InvokerSettings:
     recycle_memory_percent: int = 90
     # How long a blocking invoke waits before answering 202 (the OpenWhisk 60 s).
     blocking_wait_ms: int = 60_000
+    # Linux backend: stem cells per runtime (Python, Node.js): sandboxes started ahead of time, up
+    # to the loaded runtime, for the default limits without egress; an action's first run attaches
+    # its code to one (docs/design/sandbox.md). 0 disables them.
+    stem_cells: int = 1
 
 
 @final
@@ -419,6 +423,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("http.max_json_depth and http.max_json_members must be at least 1")
     if settings.invoker.max_sandboxes < 1:
         raise SettingsError("invoker.max_sandboxes must be at least 1")
+    if not 0 <= settings.invoker.stem_cells <= 16:
+        raise SettingsError("invoker.stem_cells must be between 0 and 16")
     auth = settings.auth
     if min(auth.lockout_after_failures, auth.source_lockout_after_failures, auth.failure_window_s, auth.lockout_s) < 1:
         raise SettingsError("auth lockout thresholds, failure_window_s and lockout_s must be at least 1")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import select
 import shutil
 import signal
 import socket
 import stat
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ __all__ = ["LinuxSandbox", "SandboxStatistics"]
 _REAPER_NS_PID = 1
 _RUNNER_NS_PID = 2
 _TEARDOWN_TIMEOUT_S = 5.0
+_FRAME_HEADER = struct.Struct(">I")
+_ASSIGN_REPLY_MAX_BYTES = 4096
 
 
 @final
@@ -132,6 +136,16 @@ class LinuxSandbox:
         return CODE_PATH
 
     @property
+    def group(self) -> SandboxCgroup | None:
+        """The sandbox's cgroups (root mode), else None."""
+        return self._group
+
+    @property
+    def pidfd(self) -> int:
+        """A pidfd of pid 1 (owned by this sandbox; closed by ``kill``)."""
+        return self._pidfd
+
+    @property
     def is_fully_released(self) -> bool:
         """True once killed and every process and cgroup is confirmed gone."""
         return self._fully_released
@@ -157,6 +171,35 @@ class LinuxSandbox:
         if not self.is_alive():
             return f"sandbox {self._sandbox_id} exited during setup"
         return None
+
+    async def assign(self, env: dict[str, str], timeout_s: float) -> None:
+        """Stem cells: give the waiting runner its action's environment, and have it enter ``/fn`` again.
+
+        One ``assign`` frame (docs/design/runtime-protocol.md), answered before the host sends
+        anything else, so the control socket is clean for the invoker. Raises OSError or
+        TimeoutError when the runner does not accept it.
+        """
+        body = json.dumps({"op": "assign", "code_dir": CODE_PATH, "env": env}, separators=(",", ":")).encode()
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout_s):
+            await loop.sock_sendall(self._control, _FRAME_HEADER.pack(len(body)) + body)
+            header = await self._receive_exact(_FRAME_HEADER.size)
+            (size,) = _FRAME_HEADER.unpack(header)
+            if size > _ASSIGN_REPLY_MAX_BYTES:
+                raise OSError("the runner answered assign with an oversized frame")
+            reply = json.loads(await self._receive_exact(size))
+        if not isinstance(reply, dict) or reply.get("ok") is not True:
+            raise OSError(f"the runner refused assign: {reply}")
+
+    async def _receive_exact(self, size: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        data = b""
+        while len(data) < size:
+            chunk = await loop.sock_recv(self._control, size - len(data))
+            if not chunk:
+                raise OSError("the runner closed the control socket")
+            data += chunk
+        return data
 
     def is_alive(self) -> bool:
         """True while the sandbox's pid 1 runs (its pidfd turns readable when it exits)."""

@@ -21,7 +21,10 @@ Wire protocol (one SOCK_SEQPACKET socket from the backend, fd FD), JSON messages
 * ``{"op": "spawn", "plan": {...}, "parked": token|null, "slot": {...}|null}`` then the environment as
   its own message; reply ``{"ok": true, "pid": N}`` with fds [pidfd, control, stdout, stderr, status]
   by SCM_RIGHTS. The status pipe reaches EOF once setup finished; a failed setup writes why first;
-* ``{"op": "unpark", "token": str}``; reply ``{"ok": true}``.
+* ``{"op": "unpark", "token": str}``; reply ``{"ok": true}``;
+* ``{"op": "attach", "code_dir": path}`` with a pidfd of a stem cell's pid 1 by SCM_RIGHTS: a helper
+  forked for the purpose mounts a read-only, noexec clone of ``code_dir`` on the stem cell's empty
+  ``/fn`` (``mounts.attach_code``); reply ``{"ok": true}``.
 
 Any failure is a reply ``{"ok": false, "error": ...}``. The zygote is a child subreaper: every
 sandbox's pid 1 is reparented to it and reaped here.
@@ -46,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, final
 
-from stockade.sandbox import _syscalls, landlock, namespaces, policy, seccomp, setup
+from stockade.sandbox import _syscalls, landlock, mounts, namespaces, policy, seccomp, setup
 from stockade.sandbox.launch import RunnerFds
 from stockade.sandbox.plan import SandboxPlan, Slot
 
@@ -57,6 +60,7 @@ ENV_MAX_BYTES = 128 << 10
 _CHILD_TIMEOUT_S = 10.0
 _U32 = struct.Struct("=I")
 _PID = struct.Struct("=i")
+_FD_SIZE = struct.calcsize("i")
 _MAX_FD = 1 << 20
 _WORKDIR_PREFIX = "stockade-zygote-"
 
@@ -237,21 +241,37 @@ class Zygote:
             if pid == 0:
                 return
 
-    def _receive(self, buffer: bytearray) -> int | None:
+    def _receive(self, buffer: bytearray, received_fds: list[int] | None = None) -> int | None:
         try:
-            size, _, flags, _ = self.sock.recvmsg_into([buffer])
+            size, ancillary, flags, _ = self.sock.recvmsg_into([buffer], socket.CMSG_SPACE(_FD_SIZE))
         except ConnectionResetError:
             return None
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = [int(fd) for fd in memoryview(data)[: len(data) - len(data) % _FD_SIZE].cast("i")]
+                if received_fds is None:
+                    for fd in fds:
+                        os.close(fd)
+                else:
+                    received_fds += fds
         if size == 0:
             return None
-        if flags & socket.MSG_TRUNC:
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ValueError("message larger than the zygote accepts")
         return size
 
     def handle_request(self) -> bool:
         """Receive and answer one request. False at EOF."""
-        size = self._receive(self.request_buffer)
+        passed: list[int] = []
+        try:
+            size = self._receive(self.request_buffer, passed)
+        except BaseException:
+            for fd in passed:
+                os.close(fd)
+            raise
         if size is None:
+            for fd in passed:
+                os.close(fd)
             return False
         fds: list[int] = []
         try:
@@ -263,10 +283,17 @@ class Zygote:
                 reply = self.park(str(request["token"]), Slot.from_dict(request["slot"]))
             elif op == "unpark":
                 reply = self.unpark(str(request["token"]))
+            elif op == "attach":
+                if len(passed) != 1:
+                    raise ValueError("attach takes exactly one pidfd")
+                reply = self.attach(str(request["code_dir"]), passed[0])
             else:
                 reply = {"ok": False, "error": f"unknown op {op!r}"}
         except Exception as exc:  # every failure is reported to the backend, the zygote lives on
             reply, fds = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, []
+        finally:
+            for fd in passed:
+                os.close(fd)
         try:
             socket.send_fds(self.sock, [json.dumps(reply).encode()], fds)
         finally:
@@ -358,6 +385,42 @@ class Zygote:
             os.close(unshared_r)
             os.close(mapped_w)
         self.parked[token] = _Parked(child, order_w, channels)
+        return {"ok": True}
+
+    def attach(self, code_dir: str, pidfd: int) -> dict[str, Any]:
+        """Mount ``code_dir`` on the empty ``/fn`` of the stem cell whose pid 1 ``pidfd`` names, from a helper.
+
+        The helper (a fork, so the zygote itself never joins a sandbox's namespaces) runs only
+        ``mounts.attach_code`` and exits; no sandbox code runs in it. Invariant: forked, like every
+        child, while the secret buffer is all zero (no spawn is in progress).
+        """
+        if not os.path.isabs(code_dir) or not os.path.isdir(code_dir):
+            raise ValueError(f"code_dir {code_dir} is not a directory")
+        error_r, error_w = os.pipe()
+        helper = os.fork()
+        if helper == 0:  # pragma: no cover - runs in the helper
+            try:
+                signal.set_wakeup_fd(-1)
+                self.sock.detach()
+                _close_all_but({error_w, pidfd})
+                mounts.attach_code(code_dir, pidfd)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
+                    os.write(error_w, f"{type(exc).__name__}: {exc}".encode(errors="replace")[:4000])
+                os._exit(70)
+            os._exit(0)
+        os.close(error_w)
+        try:
+            ready, _, _ = select.select([error_r], [], [], _CHILD_TIMEOUT_S)
+            if not ready:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(helper, signal.SIGKILL)
+            message = os.read(error_r, 4096) if ready else b"the attach helper timed out"
+        finally:
+            os.close(error_r)
+            _, status = os.waitpid(helper, 0)
+        if message or os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"attaching the code failed: {message.decode(errors='replace') or status}")
         return {"ok": True}
 
     def unpark(self, token: str) -> dict[str, Any]:

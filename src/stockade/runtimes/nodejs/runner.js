@@ -20,6 +20,8 @@ const WRAPPER_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname
 
 const state = {
   initialized: false,
+  assigned: false,
+  started: false,
   codeDir: '',
   entryFile: '',
   mainName: 'main',
@@ -266,7 +268,22 @@ function writeSentinels() {
   );
 }
 
+// A stem cell (started before its action was known) learns its action's environment here, once,
+// before any other frame; its code was just mounted on /fn, so enter /fn again.
+function assign(msg) {
+  if (state.assigned || state.started) {
+    return { ok: false, error: 'Internal error: assign must be the first and only assign frame' };
+  }
+  state.assigned = true;
+  const env = msg.env || {};
+  for (const k of Object.keys(env)) process.env[k] = String(env[k]);
+  process.chdir(String(msg.code_dir || '/fn'));
+  return { ok: true };
+}
+
 async function handle(msg) {
+  if (msg.op === 'assign') return assign(msg);
+  state.started = true;
   if (msg.op === 'check') return check();
   if (msg.op === 'run') {
     const reply = await run(msg);

@@ -180,6 +180,8 @@ class _Runner:
         self.digest_cache = {}
         self.cpu_ms = 0
         self.armed = False
+        self.assigned = False
+        self.started = False
 
     # -- framing ---------------------------------------------------------------------------------
 
@@ -226,6 +228,9 @@ class _Runner:
         # Reap at every op boundary: the action may leave children that exit after its run.
         _reap_children()
         op = message.get("op")
+        if op == "assign":
+            return self.assign(message)
+        self.started = True
         if op == "run":
             return self.run(message)
         if op == "check":
@@ -233,6 +238,17 @@ class _Runner:
         if op == "init":
             return self.init(message)
         return {"ok": False, "error": f"Internal error: unknown op {op!r}"}
+
+    def assign(self, message):
+        # A stem cell (started before its action was known) learns its action's environment here,
+        # once, before any other frame; its code was just mounted on /fn, so enter /fn again.
+        if self.assigned or self.started:
+            return {"ok": False, "error": "Internal error: assign must be the first and only assign frame"}
+        self.assigned = True
+        for key, value in (message.get("env") or {}).items():
+            os.environ[str(key)] = str(value)
+        os.chdir(str(message.get("code_dir") or "/fn"))
+        return {"ok": True}
 
     def init(self, message):
         if self.module is not None:
