@@ -29,7 +29,7 @@ from stockade.sandbox.backend import BackendReport
 from stockade.sandbox.host import HostFacts, probe
 from stockade.sandbox.launch import runner_environment
 from stockade.sandbox.linux_sandbox import LinuxSandbox
-from stockade.sandbox.plan import SandboxPlan, Slot, build_plan
+from stockade.sandbox.plan import RUNTIMES_PATH, SandboxPlan, Slot, build_plan
 from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 from stockade.sandbox.zygote_client import ZygoteClient, ZygoteError
 
@@ -49,6 +49,7 @@ _CGROUP_CLOSE_TIMEOUT_S = 2.0
 # them: a stem cell booted without them, so an action that sets one takes the ordinary start.
 _NODE_BOOT_VARIABLES = ("NODE_", "UV_", "OPENSSL_", "SSL_CERT_")
 _STEM_ID = "stem"
+_STEM_REFILL_DELAY_S = 0.02
 
 
 class SandboxStartError(InternalError):
@@ -88,6 +89,8 @@ class _Stem:
     sandbox: LinuxSandbox
     # Its plan with sandbox_id blanked: a spec whose own plan (without code) equals it can take it.
     plan: SandboxPlan
+    # Its cgroup limits now (memory MB, pids, CPU percent).
+    limits: tuple[int, int, int]
 
 
 @final
@@ -317,14 +320,16 @@ class LinuxSandboxBackend:
                 raise
             self._prepared.append(reserved)
 
-    async def _refill_all(self) -> None:
+    async def _refill_all(self, delay_s: float = 0.0) -> None:
         # Stem cells first (each takes a parked child), then the parked children again.
+        if delay_s:
+            await asyncio.sleep(delay_s)
         await self._refill_stems()
         await self._refill()
 
-    def _schedule_refill(self) -> None:
+    def _schedule_refill(self, delay_s: float = 0.0) -> None:
         if (self._prepared_target or self._stem_target) and (self._refill_task is None or self._refill_task.done()):
-            self._refill_task = asyncio.ensure_future(self._refill_all())
+            self._refill_task = asyncio.ensure_future(self._refill_all(delay_s))
 
     # -- stem cells ---------------------------------------------------------------------------------
 
@@ -383,8 +388,14 @@ class LinuxSandboxBackend:
             if failure is not None:
                 _log.warning("sandbox.stem_failed", family=family, error=failure)
             return False
+        try:
+            await sandbox.warm(f"{RUNTIMES_PATH}/{family}/warmup")
+        except OSError as exc:
+            await sandbox.kill()
+            _log.warning("sandbox.stem_failed", family=family, error=str(exc))
+            return False
         plan = self._plan_without_code(spec, memory_cgroup=reserved.group is not None)
-        self._stems[family].append(_Stem(sandbox, plan))
+        self._stems[family].append(_Stem(sandbox, plan, (spec.memory_mb, spec.max_pids, spec.cpu_percent)))
         return True
 
     def _take_stem(self, spec: SandboxSpec) -> _Stem | None:
@@ -415,10 +426,10 @@ class LinuxSandboxBackend:
         try:
             if not sandbox.is_alive():
                 raise OSError("the stem cell exited")
-            if sandbox.group is not None:
+            if sandbox.group is not None and stem.limits != (spec.memory_mb, spec.max_pids, spec.cpu_percent):
                 sandbox.group.set_limits(memory_mb=spec.memory_mb, max_pids=spec.max_pids, cpu_percent=spec.cpu_percent)
             await zygote.attach(sandbox.pidfd, os.path.realpath(spec.code_dir), self._start_timeout_s)
-            await sandbox.assign(runner_environment(spec.env), self._start_timeout_s)
+            await sandbox.assign(runner_environment(spec.env))
         except (OSError, ValueError, TimeoutError, ZygoteError) as exc:
             self._stem_attach_failures += 1
             _log.warning("sandbox.stem_assign_failed", label=spec.label, family=spec.family, error=str(exc))
@@ -457,7 +468,8 @@ class LinuxSandboxBackend:
         stem = self._take_stem(spec)
         if stem is not None:
             assigned = await self._assign_stem(zygote, stem, spec)
-            self._schedule_refill()
+            # A moment later: starting the next stem cell competes for the CPU with this one's init.
+            self._schedule_refill(_STEM_REFILL_DELAY_S)
             if assigned is not None:
                 self._live.add(assigned)
                 self._started += 1

@@ -32,7 +32,6 @@ _REAPER_NS_PID = 1
 _RUNNER_NS_PID = 2
 _TEARDOWN_TIMEOUT_S = 5.0
 _FRAME_HEADER = struct.Struct(">I")
-_ASSIGN_REPLY_MAX_BYTES = 4096
 
 
 @final
@@ -172,34 +171,22 @@ class LinuxSandbox:
             return f"sandbox {self._sandbox_id} exited during setup"
         return None
 
-    async def assign(self, env: dict[str, str], timeout_s: float) -> None:
+    async def assign(self, env: dict[str, str]) -> None:
         """Stem cells: give the waiting runner its action's environment, and have it enter ``/fn`` again.
 
-        One ``assign`` frame (docs/design/runtime-protocol.md), answered before the host sends
-        anything else, so the control socket is clean for the invoker. Raises OSError or
-        TimeoutError when the runner does not accept it.
+        One one-way ``assign`` frame (docs/design/runtime-protocol.md): the runner answers nothing,
+        handles it before any later frame, and ends the sandbox if it cannot take it (which the
+        invoker then sees at init). Raises OSError when the frame cannot be sent.
         """
-        body = json.dumps({"op": "assign", "code_dir": CODE_PATH, "env": env}, separators=(",", ":")).encode()
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout_s):
-            await loop.sock_sendall(self._control, _FRAME_HEADER.pack(len(body)) + body)
-            header = await self._receive_exact(_FRAME_HEADER.size)
-            (size,) = _FRAME_HEADER.unpack(header)
-            if size > _ASSIGN_REPLY_MAX_BYTES:
-                raise OSError("the runner answered assign with an oversized frame")
-            reply = json.loads(await self._receive_exact(size))
-        if not isinstance(reply, dict) or reply.get("ok") is not True:
-            raise OSError(f"the runner refused assign: {reply}")
+        await self._send_one_way({"op": "assign", "code_dir": CODE_PATH, "env": env})
 
-    async def _receive_exact(self, size: int) -> bytes:
-        loop = asyncio.get_running_loop()
-        data = b""
-        while len(data) < size:
-            chunk = await loop.sock_recv(self._control, size - len(data))
-            if not chunk:
-                raise OSError("the runner closed the control socket")
-            data += chunk
-        return data
+    async def warm(self, code_dir: str) -> None:
+        """Stem cells, before assign: have the runner load and run the runtime's warm-up action once (one-way)."""
+        await self._send_one_way({"op": "warm", "code_dir": code_dir})
+
+    async def _send_one_way(self, message: dict[str, object]) -> None:
+        body = json.dumps(message, separators=(",", ":")).encode()
+        await asyncio.get_running_loop().sock_sendall(self._control, _FRAME_HEADER.pack(len(body)) + body)
 
     def is_alive(self) -> bool:
         """True while the sandbox's pid 1 runs (its pidfd turns readable when it exits)."""

@@ -61,6 +61,7 @@ _CHILD_TIMEOUT_S = 10.0
 _U32 = struct.Struct("=I")
 _PID = struct.Struct("=i")
 _FD_SIZE = struct.calcsize("i")
+_ATTACHER_IDLE_S = 0.02
 _MAX_FD = 1 << 20
 _WORKDIR_PREFIX = "stockade-zygote-"
 
@@ -203,6 +204,10 @@ class Zygote:
         # Invariant: the only place an action's environment ever exists in the zygote; zeroed after each use.
         self.secret_buffer = bytearray(ENV_MAX_BYTES)
         self.parked: dict[str, _Parked] = {}
+        # The next attach helper (pid, socket), forked ahead of time while idle.
+        self.attacher: tuple[int, socket.socket] | None = None
+        # Only once stem cells are in use (the first attach) is a helper kept ready.
+        self.wants_attacher = False
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wake_write)
@@ -220,7 +225,13 @@ class Zygote:
     def serve(self) -> None:
         """Answer requests until the backend closes the socket."""
         while True:
-            readable, _, _ = select.select([self.sock.fileno(), self.wake_read], [], [])
+            # The next attach helper is forked once the zygote has been idle for a moment, so the
+            # fork does not compete with the sandbox that was just handed out.
+            idle_s = _ATTACHER_IDLE_S if self.attacher is None and self.wants_attacher else None
+            readable, _, _ = select.select([self.sock.fileno(), self.wake_read], [], [], idle_s)
+            if not readable:
+                self.fork_attacher()
+                continue
             if self.wake_read in readable:
                 try:
                     while os.read(self.wake_read, 512):
@@ -284,6 +295,7 @@ class Zygote:
             elif op == "unpark":
                 reply = self.unpark(str(request["token"]))
             elif op == "attach":
+                self.wants_attacher = True
                 if len(passed) != 1:
                     raise ValueError("attach takes exactly one pidfd")
                 reply = self.attach(str(request["code_dir"]), passed[0])
@@ -388,40 +400,64 @@ class Zygote:
         return {"ok": True}
 
     def attach(self, code_dir: str, pidfd: int) -> dict[str, Any]:
-        """Mount ``code_dir`` on the empty ``/fn`` of the stem cell whose pid 1 ``pidfd`` names, from a helper.
+        """Mount ``code_dir`` on the empty ``/fn`` of the stem cell whose pid 1 ``pidfd`` names.
 
-        The helper (a fork, so the zygote itself never joins a sandbox's namespaces) runs only
-        ``mounts.attach_code`` and exits; no sandbox code runs in it. Invariant: forked, like every
-        child, while the secret buffer is all zero (no spawn is in progress).
+        The work is done by the attacher, a helper forked ahead of time (``fork_attacher``), so no
+        fork is on this path; the zygote itself never joins a sandbox's namespaces. The attacher runs
+        only ``mounts.attach_code`` and exits.
         """
         if not os.path.isabs(code_dir) or not os.path.isdir(code_dir):
             raise ValueError(f"code_dir {code_dir} is not a directory")
-        error_r, error_w = os.pipe()
+        if self.attacher is None:
+            self.fork_attacher()
+        assert self.attacher is not None
+        helper, channel = self.attacher
+        self.attacher = None
+        ready: list[Any] = []
+        try:
+            socket.send_fds(channel, [code_dir.encode()], [pidfd])
+            ready, _, _ = select.select([channel], [], [], _CHILD_TIMEOUT_S)
+            message = channel.recv(4096) if ready else b"the attach helper timed out"
+        finally:
+            channel.close()
+            # Reaped by the SIGCHLD loop; a helper that hangs is killed.
+            with contextlib.suppress(ProcessLookupError):
+                if not ready:
+                    os.kill(helper, signal.SIGKILL)
+        if message != b"ok":
+            raise RuntimeError(f"attaching the code failed: {message.decode(errors='replace') or 'the helper died'}")
+        return {"ok": True}
+
+    def fork_attacher(self) -> None:
+        """Fork the next attach helper, waiting for one request on a socket (off any request's path).
+
+        Invariant: forked, like every child, only while the secret buffer is all zero.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         helper = os.fork()
         if helper == 0:  # pragma: no cover - runs in the helper
+            code = 70
             try:
                 signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _syscalls.set_pdeathsig(signal.SIGKILL)
                 self.sock.detach()
-                _close_all_but({error_w, pidfd})
-                mounts.attach_code(code_dir, pidfd)
-            except BaseException as exc:
-                with contextlib.suppress(OSError):
-                    os.write(error_w, f"{type(exc).__name__}: {exc}".encode(errors="replace")[:4000])
-                os._exit(70)
-            os._exit(0)
-        os.close(error_w)
-        try:
-            ready, _, _ = select.select([error_r], [], [], _CHILD_TIMEOUT_S)
-            if not ready:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(helper, signal.SIGKILL)
-            message = os.read(error_r, 4096) if ready else b"the attach helper timed out"
-        finally:
-            os.close(error_r)
-            _, status = os.waitpid(helper, 0)
-        if message or os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"attaching the code failed: {message.decode(errors='replace') or status}")
-        return {"ok": True}
+                ours.detach()
+                _close_all_but({theirs.fileno()})
+                mounts.rehearse_attach()
+                data, fds, _, _ = socket.recv_fds(theirs, 4096, 1)
+                if not data or len(fds) != 1:
+                    os._exit(code)
+                try:
+                    mounts.attach_code(data.decode(), fds[0])
+                    reply, code = b"ok", 0
+                except BaseException as exc:
+                    reply = f"{type(exc).__name__}: {exc}".encode(errors="replace")[:4000]
+                theirs.send(reply)
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.attacher = (helper, ours)
 
     def unpark(self, token: str) -> dict[str, Any]:
         """Dismiss a parked child (its pid 1 exits at EOF on the order pipe)."""
@@ -483,6 +519,9 @@ class Zygote:
         """Dismiss parked children and remove the work directory (mounted over only inside sandboxes)."""
         for token in list(self.parked):
             self.unpark(token)
+        if self.attacher is not None:
+            self.attacher[1].close()  # the helper exits at EOF
+            self.attacher = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
