@@ -238,7 +238,7 @@ class LinuxSandboxBackend:
 
     def stem_statistics(self) -> StemStatistics:
         """Stem cells ready per runtime; starts served by one (hits) or not (misses, while enabled)."""
-        ready = {family: len(stems) for family, stems in self._stems.items()}
+        ready: dict[str, int] = {family: len(stems) for family, stems in self._stems.items()}
         return StemStatistics(ready, self._stem_hits, self._stem_misses, self._stem_attach_failures)
 
     async def prepare(self) -> None:
@@ -428,7 +428,7 @@ class LinuxSandboxBackend:
                 raise OSError("the stem cell exited")
             if sandbox.group is not None and stem.limits != (spec.memory_mb, spec.max_pids, spec.cpu_percent):
                 sandbox.group.set_limits(memory_mb=spec.memory_mb, max_pids=spec.max_pids, cpu_percent=spec.cpu_percent)
-            await zygote.attach(sandbox.pidfd, os.path.realpath(spec.code_dir), self._start_timeout_s)
+            await zygote.attach(sandbox.pidfd, str(spec.code_dir), self._start_timeout_s)
             await sandbox.assign(runner_environment(spec.env))
         except (OSError, ValueError, TimeoutError, ZygoteError) as exc:
             self._stem_attach_failures += 1

@@ -20,6 +20,7 @@ user and mount namespaces through its pidfd, and mounts the clone on ``/fn`` (``
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from stockade.sandbox import _syscalls as sc
@@ -186,8 +187,6 @@ def rehearse_attach() -> None:
         lambda: os.fstat(-1),
     )
     for call in calls:
-        try:
+        with contextlib.suppress(OSError):
             call()
-        except OSError:
-            pass
     os.stat("/")

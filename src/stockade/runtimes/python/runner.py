@@ -269,11 +269,11 @@ class _Runner:
             return _NO_REPLY
         saved_path, saved_cwd = list(sys.path), os.getcwd()
         try:
-            if self._load({"code_dir": str(message.get("code_dir", "")), "main": "main"}).get("ok"):
-                self._call({"warm": True}, 60_000)
-                self.check()
-        except Exception:  # a warm-up that fails only leaves the paths cold
-            pass
+            # A warm-up that fails only leaves the paths cold.
+            with contextlib.suppress(Exception):
+                if self._load({"code_dir": str(message.get("code_dir", "")), "main": "main"}).get("ok"):
+                    self._call({"warm": True}, 60_000)
+                    self.check()
         finally:
             self.module = self.fn = None
             self.main_name, self.code_dir, self.digest_cache = "main", "", {}
