@@ -266,7 +266,9 @@ class LinuxSandboxBackend:
                 self._prepared.clear()
                 await self._kill_stems()
             if self._zygote is None:
-                self._zygote = await ZygoteClient.start(self._python_executable, facts.python_runner)
+                self._zygote = await ZygoteClient.start(
+                    self._python_executable, facts.python_runner, reaper=facts.reaper
+                )
                 _log.info("sandbox.zygote_started", pid=self._zygote.process.pid, mode=facts.mode)
             return self._zygote
 

@@ -16,7 +16,7 @@ on the spot.
 
 Wire protocol (one SOCK_SEQPACKET socket from the backend, fd FD), JSON messages:
 
-* first the config ``{"python_runner": path|null}``; reply ``{"ready": true, ...}``;
+* first the config ``{"python_runner": path|null, "reaper": path|null}``; reply ``{"ready": true, ...}``;
 * ``{"op": "park", "token": str, "slot": {...}}``; reply ``{"ok": true}``;
 * ``{"op": "spawn", "plan": {...}, "parked": token|null, "slot": {...}|null}`` then the environment as
   its own message; reply ``{"ok": true, "pid": N}`` with fds [pidfd, control, stdout, stderr, status]
@@ -152,6 +152,16 @@ def _read_plan(order_r: int) -> tuple[SandboxPlan, dict[str, str]]:
     return plan, env
 
 
+def _open_reaper(path: object) -> int | None:
+    if not isinstance(path, str):
+        return None
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if not os.path.isfile(f"/proc/self/fd/{fd}"):
+        os.close(fd)
+        raise ValueError(f"the reaper {path} is not a regular file")
+    return fd
+
+
 def _sweep_stale_workdirs() -> None:
     """Remove the (empty) work directories of zygotes that died without cleaning up."""
     base = tempfile.gettempdir()
@@ -192,6 +202,9 @@ class Zygote:
         self.seccomp_programs = {f: seccomp.compile_policy(policy.load_seccomp_policy(f)) for f in ("python", "nodejs")}
         self.landlock_policies = {f: policy.load_landlock_policy(f) for f in ("python", "nodejs")}
         self.landlock_abi = landlock.abi()
+        # The static pid-1 binary, opened once (as root: its directory may be closed to slot uids);
+        # every parked child inherits this fd and its pid 1 executes it.
+        self.reaper_fd = _open_reaper(config.get("reaper"))
         # An empty directory: the mount point of every sandbox's root, in the sandbox's own mount
         # namespace (the host sees it stay empty).
         _sweep_stale_workdirs()
@@ -220,6 +233,7 @@ class Zygote:
             "workdir": self.workdir,
             "landlock_abi": self.landlock_abi,
             "python_error": self.python_error,
+            "reaper": self.reaper_fd is not None,
         }
 
     def serve(self) -> None:
@@ -495,7 +509,8 @@ class Zygote:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             self.sock.detach()
-            _close_all_but({fds.control, fds.stdout, fds.stderr, fds.status, *keep})
+            reaper = {self.reaper_fd} if self.reaper_fd is not None else set()
+            _close_all_but({fds.control, fds.stdout, fds.stderr, fds.status, *keep, *reaper})
             ctx = setup.SetupContext(
                 slot=slot,
                 fds=fds,
@@ -504,6 +519,7 @@ class Zygote:
                 python_serve=self.python_serve,
                 landlock_abi=self.landlock_abi,
                 root_dir=self.root_dir,
+                reaper_fd=self.reaper_fd,
             )
             setup.enter(ctx, hooks)
         except BaseException as exc:  # report the failed step to the host, then die

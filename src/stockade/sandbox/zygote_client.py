@@ -70,7 +70,9 @@ class ZygoteClient:
         self._closing = False
 
     @classmethod
-    async def start(cls, python_executable: str, python_runner: str | None, timeout_s: float = 30.0) -> ZygoteClient:
+    async def start(
+        cls, python_executable: str, python_runner: str | None, timeout_s: float = 30.0, *, reaper: str | None = None
+    ) -> ZygoteClient:
         """Start ``python -m stockade.sandbox.zygote`` and wait until it is ready.
 
         Must run on the event loop's own thread: the zygote dies with the thread that forked it.
@@ -93,7 +95,9 @@ class ZygoteClient:
         ours.setblocking(False)
         client = cls(process, ours, {})
         try:
-            await asyncio.get_running_loop().sock_sendall(ours, json.dumps({"python_runner": python_runner}).encode())
+            await asyncio.get_running_loop().sock_sendall(
+                ours, json.dumps({"python_runner": python_runner, "reaper": reaper}).encode()
+            )
             ready, _ = await client._receive(timeout_s)
         except BaseException:
             await client.close()
