@@ -302,6 +302,10 @@ class Zygote:
         try:
             request = json.loads(bytes(self.request_buffer[:size]))
             op = request.get("op")
+            if op != "attach" and self.attacher is None and self.wants_attacher:
+                # Other work (the backend's refill) comes after a hand-over: fork the next helper now,
+                # ahead of the next attach. The secret buffer is all zero here (no spawn yet).
+                self.fork_attacher()
             if op == "spawn":
                 reply, fds = self.handle_spawn(request)
             elif op == "park":
