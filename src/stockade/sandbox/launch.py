@@ -3,8 +3,9 @@
 Two setup steps:
 
 * ``fork_runner`` (while parked): pid 1 forks the runner-to-be, which carries on with setup, then
-  confines itself (same uid, no capabilities, no_new_privs, a Landlock domain with no rights at all,
-  seccomp) and only reaps. It exits with the runner's status as soon as the runner ends; the kernel
+  confines itself (same uid, no capabilities, no_new_privs, Landlock, seccomp) and only reaps: as
+  the static reaper binary (``reaper.c``) when it is built, which adds the Python seccomp filter
+  first, else as this Python process. It exits with the runner's status as soon as the runner ends; the kernel
   then kills whatever else is left in the pid namespace. Forking here, ahead of time, keeps a fork of
   the interpreter off the cold start.
 * ``exec_runner`` (last): run the runner in this process.

@@ -9,7 +9,8 @@ Parked (slot only; in the zygote's child, then its pid 1, then pid 2):
  2. namespaces.write_id_maps   by the zygote: uid/gid 1000 inside = the slot's host ids; no setgroups
  3. cgroups.join               into the slot's cgroups (root mode; slow, hence done while parked)
  4. namespaces.fork_init       host name; fork: the child is pid 1
- 5. launch.fork_runner         pid 1 forks pid 2, confines itself completely and only reaps;
+ 5. launch.fork_runner         pid 1 forks pid 2, confines itself completely, execs the static
+                               reaper (if built) and only reaps;
                                pid 2 waits for the plan and does the rest
 With the plan (in pid 2):
  6. mounts.open_sources        O_PATH handles on the bind sources, still as the parked identity
