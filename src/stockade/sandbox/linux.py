@@ -382,6 +382,10 @@ class LinuxSandboxBackend:
         )
         try:
             failure = await sandbox.wait_setup(self._start_timeout_s)
+            if failure is None and not self._closed:
+                await sandbox.warm(f"{RUNTIMES_PATH}/{family}/warmup")
+        except OSError as exc:
+            failure = str(exc)
         except BaseException:
             await sandbox.kill()
             raise
@@ -389,12 +393,6 @@ class LinuxSandboxBackend:
             await sandbox.kill()
             if failure is not None:
                 _log.warning("sandbox.stem_failed", family=family, error=failure)
-            return False
-        try:
-            await sandbox.warm(f"{RUNTIMES_PATH}/{family}/warmup")
-        except OSError as exc:
-            await sandbox.kill()
-            _log.warning("sandbox.stem_failed", family=family, error=str(exc))
             return False
         plan = self._plan_without_code(spec, memory_cgroup=reserved.group is not None)
         self._stems[family].append(_Stem(sandbox, plan, (spec.memory_mb, spec.max_pids, spec.cpu_percent)))
