@@ -180,6 +180,26 @@ async def test_limits_a_stem_cell_cannot_match_take_the_ordinary_start(
     assert after.ready == {"python": 1, "nodejs": 1}  # still there for a matching action
 
 
+async def test_a_python_stem_cell_lowers_its_cpu_backstop_for_a_shorter_timeout(
+    stem_backend: LinuxSandboxBackend, backend: LinuxSandboxBackend, tmp_path: Path
+) -> None:
+    """A timeout under 60 s still hits a Python stem cell, whose runner ends with the ordinary start's RLIMIT_CPU."""
+    code = "import resource\ndef main(a):\n    return {'cpu': list(resource.getrlimit(resource.RLIMIT_CPU))}\n"
+    spec = _spec(tmp_path, "python", "short", code, timeout_ms=61_000 - 60_000)  # 1 s
+    await _stem_ready(stem_backend, "python")
+    hits = stem_backend.stem_statistics().hits
+    stem = await _start(stem_backend, spec)
+    ordinary = await _start(backend, spec)
+    try:
+        assert stem_backend.stem_statistics().hits == hits + 1
+        seen, expected = (await stem.run())["result"], (await ordinary.run())["result"]
+    finally:
+        await stem.kill()
+        await ordinary.kill()
+    assert seen == expected
+    assert seen["cpu"] == [60, 65]  # max(60 s, 10 x timeout) and the SIGKILL margin
+
+
 async def test_memory_limit_is_applied_to_a_python_stem_cell(stem_backend: LinuxSandboxBackend, tmp_path: Path) -> None:
     """In root mode a Python stem serves any memory limit: its cgroup takes the action's limits."""
     if stem_backend.facts().mode != "root" or stem_backend.facts().cgroup_layout is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -68,6 +69,28 @@ class BackendStatistics:
     sandbox_start_failures_total: int
     sandboxes_killed_total: int
     zygote_restarts_total: int
+
+
+def _rlimits_to_lower(stem: SandboxPlan, wanted: SandboxPlan) -> dict[str, list[int]] | None:
+    """None when ``stem`` cannot serve ``wanted``; else the rlimits its runner must lower (maybe none).
+
+    The plans must be equal (sandbox ids aside, both are blanked), except that a Python stem cell's
+    RLIMIT_CPU may be higher than wanted: the runner lowers it (lowering needs no privilege).
+    """
+    if stem == wanted:
+        return {}
+    if wanted.family != "python" or stem.family != "python":
+        return None
+    stem_cpu = dict((name, (soft, hard)) for name, soft, hard in stem.rlimits).get("RLIMIT_CPU")
+    wanted_cpu = dict((name, (soft, hard)) for name, soft, hard in wanted.rlimits).get("RLIMIT_CPU")
+    if stem_cpu is None or wanted_cpu is None or wanted_cpu[0] > stem_cpu[0] or wanted_cpu[1] > stem_cpu[1]:
+        return None
+    aligned = tuple(
+        (name, *stem_cpu) if name == "RLIMIT_CPU" else (name, soft, hard) for name, soft, hard in wanted.rlimits
+    )
+    if dataclasses.replace(wanted, rlimits=aligned) != stem:
+        return None
+    return {"RLIMIT_CPU": list(wanted_cpu)}
 
 
 @final
@@ -398,8 +421,12 @@ class LinuxSandboxBackend:
         self._stems[family].append(_Stem(sandbox, plan, (spec.memory_mb, spec.max_pids, spec.cpu_percent)))
         return True
 
-    def _take_stem(self, spec: SandboxSpec) -> _Stem | None:
-        """A stem cell ``spec`` can use (same plan but for the code), or None: then the ordinary start."""
+    def _take_stem(self, spec: SandboxSpec) -> tuple[_Stem, dict[str, list[int]]] | None:
+        """A stem cell ``spec`` can use (same plan but for the code), with the rlimits to lower; or None.
+
+        None: the ordinary start. A Python runner lowers its own RLIMIT_CPU at assignment, so a
+        Python stem cell also serves a smaller CPU backstop (a timeout under 60 s).
+        """
         stems = self._stems[spec.family]
         if not self._stem_target:
             return None
@@ -411,13 +438,16 @@ class LinuxSandboxBackend:
         except ValueError:
             return None  # the ordinary start reports it
         for index, stem in enumerate(stems):
-            if stem.plan == wanted:
+            lower = _rlimits_to_lower(stem.plan, wanted)
+            if lower is not None:
                 del stems[index]
-                return stem
+                return stem, lower
         self._stem_misses += 1
         return None
 
-    async def _assign_stem(self, zygote: ZygoteClient, stem: _Stem, spec: SandboxSpec) -> LinuxSandbox | None:
+    async def _assign_stem(
+        self, zygote: ZygoteClient, stem: _Stem, spec: SandboxSpec, rlimits: dict[str, list[int]]
+    ) -> LinuxSandbox | None:
         """Give ``stem`` to ``spec``'s action: limits, its code at /fn, its environment. None (stem killed) on failure.
 
         Invariant: a stem cell is assigned once; from here on it is an ordinary sandbox of this action.
@@ -429,7 +459,7 @@ class LinuxSandboxBackend:
             if sandbox.group is not None and stem.limits != (spec.memory_mb, spec.max_pids, spec.cpu_percent):
                 sandbox.group.set_limits(memory_mb=spec.memory_mb, max_pids=spec.max_pids, cpu_percent=spec.cpu_percent)
             await zygote.attach(sandbox.pidfd, str(spec.code_dir), self._start_timeout_s)
-            await sandbox.assign(runner_environment(spec.env))
+            await sandbox.assign(runner_environment(spec.env), rlimits)
         except (OSError, ValueError, TimeoutError, ZygoteError) as exc:
             self._stem_attach_failures += 1
             _log.warning("sandbox.stem_assign_failed", label=spec.label, family=spec.family, error=str(exc))
@@ -465,9 +495,10 @@ class LinuxSandboxBackend:
             raise ServiceUnavailableError("the sandbox backend is closed")
         zygote = await self._ensure_zygote()
         began = time.perf_counter()
-        stem = self._take_stem(spec)
-        if stem is not None:
-            assigned = await self._assign_stem(zygote, stem, spec)
+        taken = self._take_stem(spec)
+        if taken is not None:
+            stem, rlimits = taken
+            assigned = await self._assign_stem(zygote, stem, spec, rlimits)
             # A moment later: starting the next stem cell competes for the CPU with this one's init.
             self._schedule_refill(_STEM_REFILL_DELAY_S)
             if assigned is not None:

@@ -171,14 +171,18 @@ class LinuxSandbox:
             return f"sandbox {self._sandbox_id} exited during setup"
         return None
 
-    async def assign(self, env: dict[str, str]) -> None:
+    async def assign(self, env: dict[str, str], rlimits: dict[str, list[int]] | None = None) -> None:
         """Stem cells: give the waiting runner its action's environment, and have it enter ``/fn`` again.
 
         One one-way ``assign`` frame (docs/design/runtime-protocol.md): the runner answers nothing,
         handles it before any later frame, and ends the sandbox if it cannot take it (which the
-        invoker then sees at init). Raises OSError when the frame cannot be sent.
+        invoker then sees at init). ``rlimits`` (Python): limits the runner lowers for itself, by name.
+        Raises OSError when the frame cannot be sent.
         """
-        await self._send_one_way({"op": "assign", "code_dir": CODE_PATH, "env": env})
+        message: dict[str, object] = {"op": "assign", "code_dir": CODE_PATH, "env": env}
+        if rlimits:
+            message["rlimits"] = rlimits
+        await self._send_one_way(message)
 
     async def warm(self, code_dir: str) -> None:
         """Stem cells, before assign: have the runner load and run the runtime's warm-up action once (one-way)."""

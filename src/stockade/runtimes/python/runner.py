@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -254,6 +255,11 @@ class _Runner:
             os._exit(70)
         self.assigned = True
         try:
+            # Only ever lowered (the host sends a limit no higher than the stem cell's).
+            for name, (soft, hard) in (message.get("rlimits") or {}).items():
+                if not str(name).startswith("RLIMIT_"):
+                    raise ValueError(f"not an rlimit: {name}")
+                resource.setrlimit(getattr(resource, str(name)), (int(soft), int(hard)))
             for key, value in (message.get("env") or {}).items():
                 os.environ[str(key)] = str(value)
             os.chdir(str(message.get("code_dir") or "/fn"))
