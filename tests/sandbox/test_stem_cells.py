@@ -112,6 +112,8 @@ async def test_a_stem_cell_takes_the_action_code_read_only_with_the_ordinary_env
     ordinary = await _start(backend, spec)  # the module's backend has no stem cells
     try:
         seen, expected = (await stem.run())["result"], (await ordinary.run())["result"]
+        # Nothing of the stem cell's life before assignment (warm-up, assign) reaches the action's logs.
+        assert stem.logs() == (b"", b"")
     finally:
         await stem.kill()
         await ordinary.kill()

@@ -296,7 +296,9 @@ async function warm(msg) {
   if (state.assigned || state.started) return NO_REPLY;
   const pristine = { ...state, digestCache: { key: null, digest: null } };
   try {
-    if (init({ code_dir: msg.code_dir, main: 'main', env: {} }).ok) {
+    // Only a warm-up that is there: a failed init would print to stderr, the action's first logs.
+    const present = typeof msg.code_dir === 'string' && fs.existsSync(path.join(msg.code_dir, 'index.js'));
+    if (present && init({ code_dir: msg.code_dir, main: 'main', env: {} }).ok) {
       await run({ value: { warm: true }, check: true });
     }
   } catch (e) {
