@@ -110,7 +110,7 @@ def openloop(exe: Path, url: str, auth: str, connections: int = 64) -> list[dict
 
 async def sandbox_figures() -> dict[str, float]:
     """Cold start p50 (request -> first result) per runtime and idle warm Python PSS, linux backend."""
-    linux = LinuxSandboxBackend()
+    linux = LinuxSandboxBackend(stem_cells=bench_sandbox.STEM_CELLS)
     await linux.prepare()
     root = Path(tempfile.mkdtemp(prefix="bench-warm-sandbox-"))
     root.chmod(0o755)

@@ -61,3 +61,18 @@ def test_unreadable_file(tmp_path: Path):
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         Settings().data_dir = Path("/")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["-1", "17"])
+def test_stem_cells_out_of_range_is_refused(value):
+    with pytest.raises(SettingsError, match="stem_cells"):
+        load_settings(env={"STOCKADE_INVOKER__STEM_CELLS": value})
+
+
+def test_stem_cells_reach_the_linux_backend():
+    from stockade.sandbox.linux import LinuxSandboxBackend
+
+    settings = load_settings(env={"STOCKADE_INVOKER__STEM_CELLS": "2"})
+    backend = LinuxSandboxBackend.from_settings(settings)
+    assert backend._stem_target == 2
+    assert load_settings(env={}).invoker.stem_cells == 1

@@ -142,6 +142,10 @@ class InvokerSettings:
     # With no idle sandbox of an action but busy ones, a run waits up to this long for one of
     # them (same namespace, action and version only) when that is expected sooner than a cold start.
     warm_wait_ms: int = 200
+    # Linux backend: stem cells per runtime (Python, Node.js): sandboxes started ahead of time, up
+    # to the loaded runtime, for the default limits without egress; an action's first run attaches
+    # its code to one (docs/design/sandbox.md). 0 disables them.
+    stem_cells: int = 1
 
 
 @final
@@ -427,6 +431,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("invoker.max_sandboxes must be at least 1")
     if settings.invoker.max_concurrent_starts < 1 or settings.invoker.warm_wait_ms < 0:
         raise SettingsError("invoker.max_concurrent_starts must be at least 1 and warm_wait_ms not negative")
+    if not 0 <= settings.invoker.stem_cells <= 16:
+        raise SettingsError("invoker.stem_cells must be between 0 and 16")
     auth = settings.auth
     if min(auth.lockout_after_failures, auth.source_lockout_after_failures, auth.failure_window_s, auth.lockout_s) < 1:
         raise SettingsError("auth lockout thresholds, failure_window_s and lockout_s must be at least 1")

@@ -46,6 +46,9 @@ __all__ = [
     "landlock_restrict_self",
     "mount",
     "mount_setattr",
+    "mount_setattr_fd",
+    "move_mount_fd",
+    "open_tree_clone",
     "pivot_root",
     "seccomp_load_filter",
     "set_child_subreaper",
@@ -54,6 +57,7 @@ __all__ = [
     "set_pdeathsig",
     "set_securebits",
     "sethostname",
+    "setns",
     "umount2",
     "unshare",
 ]
@@ -81,6 +85,11 @@ MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_NOEXEC = 0x8
 AT_RECURSIVE = 0x8000
+_AT_EMPTY_PATH = 0x1000
+_OPEN_TREE_CLONE = 1
+_OPEN_TREE_CLOEXEC = 0o2000000
+_MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_MOVE_MOUNT_T_EMPTY_PATH = 0x40
 _AT_FDCWD = -100
 
 _PR_SET_PDEATHSIG = 1
@@ -104,6 +113,8 @@ _NR_BY_MACHINE: dict[str, dict[str, int]] = {
     "aarch64": {"pivot_root": 41, "capset": 91, "seccomp": 277},
 }
 _NR_COMMON = {
+    "open_tree": 428,
+    "move_mount": 429,
     "mount_setattr": 442,
     "landlock_create_ruleset": 444,
     "landlock_add_rule": 445,
@@ -115,6 +126,7 @@ _libc.syscall.restype = ctypes.c_long
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
@@ -172,6 +184,30 @@ def mount_setattr(path: str, attr_set: int, *, recursive: bool) -> None:
     buf = ctypes.create_string_buffer(attr, len(attr))
     flags = AT_RECURSIVE if recursive else 0
     _syscall("mount_setattr", _AT_FDCWD, os.fsencode(path), flags, buf, len(attr))
+
+
+def open_tree_clone(path: str) -> int:
+    """open_tree(OPEN_TREE_CLONE | AT_RECURSIVE): a detached copy of the mount tree at ``path``, as an fd."""
+    flags = _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC | AT_RECURSIVE
+    return _syscall("open_tree", _AT_FDCWD, os.fsencode(path), flags)
+
+
+def mount_setattr_fd(fd: int, attr_set: int) -> None:
+    """mount_setattr(2) on the (detached) mount tree ``fd`` refers to, recursively."""
+    attr = struct.pack("=QQQQ", attr_set, 0, 0, 0)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _syscall("mount_setattr", fd, b"", _AT_EMPTY_PATH | AT_RECURSIVE, buf, len(attr))
+
+
+def move_mount_fd(source_fd: int, target_fd: int) -> None:
+    """move_mount(2): attach the detached tree ``source_fd`` on the directory ``target_fd`` (both by fd)."""
+    flags = _MOVE_MOUNT_F_EMPTY_PATH | _MOVE_MOUNT_T_EMPTY_PATH
+    _syscall("move_mount", source_fd, b"", target_fd, b"", flags)
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2): join the namespaces ``nstype`` of the process (pidfd) or namespace file ``fd``."""
+    _check(_libc.setns(fd, nstype), "setns")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

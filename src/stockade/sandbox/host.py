@@ -17,7 +17,10 @@ from typing import final
 from stockade.sandbox import cgroups, landlock, namespaces, policy, seccomp
 from stockade.sandbox.plan import HostPaths, Mode
 
-__all__ = ["HostFacts", "elf_interpreter", "probe"]
+__all__ = ["REAPER_PATH", "HostFacts", "elf_interpreter", "probe"]
+
+# Built by scripts/build-reaper from reaper.c.
+REAPER_PATH = Path(__file__).resolve().parent / "bin" / "stockade-reaper"
 
 
 @final
@@ -36,6 +39,8 @@ class HostFacts:
     python_runner: str | None
     python_runner_error: str | None
     node_runner_error: str | None
+    # The static pid-1 binary (scripts/build-reaper), or None: then pid 1 stays a Python process.
+    reaper: str | None = None
 
     @property
     def unavailable_reason(self) -> str | None:
@@ -47,6 +52,19 @@ class HostFacts:
         if self.landlock_abi < 1:
             return "Landlock is not available in this kernel (needs Linux 5.13+ with landlock in the LSM list)"
         return None
+
+
+def _is_static_elf(path: Path) -> bool:
+    # A regular, executable ELF file without an interpreter (pid 1 can load nothing else).
+    try:
+        if not path.is_file() or not os.access(path, os.X_OK):
+            return False
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"\x7fELF":
+                return False
+    except OSError:
+        return False
+    return elf_interpreter(str(path)) is None
 
 
 def elf_interpreter(binary: str) -> str | None:
@@ -116,4 +134,5 @@ def probe(runtimes_dir: Path, node_binary: str | None = None) -> HostFacts:
         python_runner=str(runner) if runner.is_file() else None,
         python_runner_error=None if runner.is_file() else f"{runner} is missing",
         node_runner_error=node_error,
+        reaper=str(REAPER_PATH) if _is_static_elf(REAPER_PATH) else None,
     )

@@ -3,8 +3,9 @@
 Two setup steps:
 
 * ``fork_runner`` (while parked): pid 1 forks the runner-to-be, which carries on with setup, then
-  confines itself (same uid, no capabilities, no_new_privs, a Landlock domain with no rights at all,
-  seccomp) and only reaps. It exits with the runner's status as soon as the runner ends; the kernel
+  confines itself (same uid, no capabilities, no_new_privs, Landlock, seccomp) and only reaps: as
+  the static reaper binary (``reaper.c``) when it is built, which adds the Python seccomp filter
+  first, else as this Python process. It exits with the runner's status as soon as the runner ends; the kernel
   then kills whatever else is left in the pid namespace. Forking here, ahead of time, keeps a fork of
   the interpreter off the cold start.
 * ``exec_runner`` (last): run the runner in this process.
@@ -36,7 +37,7 @@ from typing import NoReturn, final
 
 from stockade.sandbox.plan import CODE_PATH, RUNTIMES_PATH, SandboxPlan
 
-__all__ = ["BASE_ENV", "RunnerFds", "exec_runner", "fork_runner", "runner_environment"]
+__all__ = ["BASE_ENV", "Reaper", "RunnerFds", "exec_runner", "fork_runner", "runner_environment"]
 
 # HOME and the temporary directory need no variable: /etc/passwd gives uid 1000 the home /tmp.
 BASE_ENV: Mapping[str, str] = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -54,6 +55,15 @@ class RunnerFds:
     stdout: int
     stderr: int
     status: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Reaper:
+    """The static pid-1 binary (an fd) and the seccomp program it installs first (the Python list)."""
+
+    fd: int
+    seccomp_program: bytes
 
 
 def runner_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -128,10 +138,32 @@ def _run_runner(
     os._exit(code)
 
 
-def _reap_as_init(runner: int) -> NoReturn:
+def _exec_reaper(reaper: Reaper) -> NoReturn:
+    # Only fd 3 (the seccomp program, in a pipe) crosses the exec; the reaper's own fd is close-on-exec.
+    try:
+        binary = fcntl.fcntl(reaper.fd, fcntl.F_DUPFD_CLOEXEC, 64)
+        read_end, write_end = os.pipe()
+        os.write(write_end, reaper.seccomp_program)
+        os.close(write_end)
+        os.dup2(read_end, _CONTROL_FD, inheritable=True)
+        os.closerange(0, _CONTROL_FD)
+        os.closerange(_CONTROL_FD + 1, binary)
+        os.closerange(binary + 1, _CLOSE_ALL_ABOVE)
+        os.execve(binary, ["stockade-reaper"], {})  # noqa: S606 - our static binary, by fd
+    finally:
+        # The exec failed: the sandbox ends rather than keep a pid 1 under the weaker filter.
+        os._exit(70)
+
+
+def _reap_as_init(runner: int, reaper: Reaper | None) -> NoReturn:
     # Default dispositions: pid 1 ignores them, so nothing inside can interrupt the reaper.
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(number, signal.SIG_DFL)
+    if reaper is not None:
+        # The static reaper keeps the same contract: the runner is ns pid 2 (asserted here).
+        if runner != 2:
+            os._exit(70)
+        _exec_reaper(reaper)
     os.closerange(0, _CLOSE_ALL_ABOVE)
     while True:
         try:
@@ -143,11 +175,13 @@ def _reap_as_init(runner: int) -> NoReturn:
             os._exit(128 - code if code < 0 else code)
 
 
-def fork_runner(confine_reaper: Callable[[], None], status_fd: int) -> None:
+def fork_runner(confine_reaper: Callable[[], None], status_fd: int, reaper: Reaper | None = None) -> None:
     """Setup step: fork; returns in the child (the runner-to-be, pid 2). This process stays as pid 1, the reaper.
 
     ``confine_reaper`` takes every privilege from the reaper; if it fails, the reaper reports why on
-    ``status_fd`` and exits, which ends the whole sandbox.
+    ``status_fd`` and exits, which ends the whole sandbox. With ``reaper``, pid 1 then executes the
+    static reaper binary instead of staying a Python process (a fork of the zygote: about 2 MB of
+    private pages).
     """
     runner = os.fork()
     if runner == 0:
@@ -159,7 +193,7 @@ def fork_runner(confine_reaper: Callable[[], None], status_fd: int) -> None:
             os.write(status_fd, f"sandbox setup failed at confining pid 1: {type(exc).__name__}: {exc}".encode()[:4000])
         finally:
             os._exit(70)
-    _reap_as_init(runner)
+    _reap_as_init(runner, reaper)
 
 
 def exec_runner(

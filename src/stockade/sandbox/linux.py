@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -27,17 +28,29 @@ from stockade.errors import InternalError, ServiceUnavailableError
 from stockade.sandbox import cgroups
 from stockade.sandbox.backend import BackendReport
 from stockade.sandbox.host import HostFacts, probe
+from stockade.sandbox.launch import runner_environment
 from stockade.sandbox.linux_sandbox import LinuxSandbox
-from stockade.sandbox.plan import Slot, build_plan
-from stockade.sandbox.spec import SandboxSpec
+from stockade.sandbox.plan import RUNTIMES_PATH, SandboxPlan, Slot, build_plan
+from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 from stockade.sandbox.zygote_client import ZygoteClient, ZygoteError
 
-__all__ = ["DEFAULT_RUNTIMES_DIR", "BackendStatistics", "LinuxSandboxBackend", "SandboxStartError"]
+__all__ = [
+    "DEFAULT_RUNTIMES_DIR",
+    "BackendStatistics",
+    "LinuxSandboxBackend",
+    "SandboxStartError",
+    "StemStatistics",
+]
 
 DEFAULT_RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"
 _log = structlog.get_logger("stockade.sandbox")
 # How long close() retries removing cgroups that are still busy with a leaving process.
 _CGROUP_CLOSE_TIMEOUT_S = 2.0
+# Variables Node.js (or its libuv and OpenSSL) may read while it boots, before the runner could set
+# them: a stem cell booted without them, so an action that sets one takes the ordinary start.
+_NODE_BOOT_VARIABLES = ("NODE_", "UV_", "OPENSSL_", "SSL_CERT_")
+_STEM_ID = "stem"
+_STEM_REFILL_DELAY_S = 0.02
 
 
 class SandboxStartError(InternalError):
@@ -56,6 +69,51 @@ class BackendStatistics:
     sandbox_start_failures_total: int
     sandboxes_killed_total: int
     zygote_restarts_total: int
+
+
+def _rlimits_to_lower(stem: SandboxPlan, wanted: SandboxPlan) -> dict[str, list[int]] | None:
+    """None when ``stem`` cannot serve ``wanted``; else the rlimits its runner must lower (maybe none).
+
+    The plans must be equal (sandbox ids aside, both are blanked), except that a Python stem cell's
+    RLIMIT_CPU may be higher than wanted: the runner lowers it (lowering needs no privilege).
+    """
+    if stem == wanted:
+        return {}
+    if wanted.family != "python" or stem.family != "python":
+        return None
+    stem_cpu = dict((name, (soft, hard)) for name, soft, hard in stem.rlimits).get("RLIMIT_CPU")
+    wanted_cpu = dict((name, (soft, hard)) for name, soft, hard in wanted.rlimits).get("RLIMIT_CPU")
+    if stem_cpu is None or wanted_cpu is None or wanted_cpu[0] > stem_cpu[0] or wanted_cpu[1] > stem_cpu[1]:
+        return None
+    aligned = tuple(
+        (name, *stem_cpu) if name == "RLIMIT_CPU" else (name, soft, hard) for name, soft, hard in wanted.rlimits
+    )
+    if dataclasses.replace(wanted, rlimits=aligned) != stem:
+        return None
+    return {"RLIMIT_CPU": list(wanted_cpu)}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StemStatistics:
+    """Stem cells: ready now per runtime, and how starts were served since the backend was made."""
+
+    ready: dict[str, int]
+    hits: int
+    misses: int
+    attach_failures: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Stem:
+    """A stem cell: a complete sandbox with its runtime loaded and an empty /fn, assigned to no action yet."""
+
+    sandbox: LinuxSandbox
+    # Its plan with sandbox_id blanked: a spec whose own plan (without code) equals it can take it.
+    plan: SandboxPlan
+    # Its cgroup limits now (memory MB, pids, CPU percent).
+    limits: tuple[int, int, int]
 
 
 @final
@@ -84,6 +142,7 @@ class LinuxSandboxBackend:
         node_binary: str | None = None,
         start_timeout_s: float = 10.0,
         prepared_slots: int = 2,
+        stem_cells: int = 0,
     ) -> None:
         """Args:
         runtimes_dir: holds python/runner.py and nodejs/runner.js (bound read-only into every sandbox).
@@ -96,6 +155,10 @@ class LinuxSandboxBackend:
         prepared_slots: slots kept ready with a parked zygote child that already has its namespaces,
             id maps, cgroups and pid 1: that work (and the cgroup move's RCU grace period, 6-15 ms)
             is then off the cold start. 0 disables the pool.
+        stem_cells: per runtime family, sandboxes kept fully started (every setup step done, the
+            runtime loaded, ``/fn`` empty) for the default limits without egress; a matching
+            ``start`` attaches the action's code read-only at ``/fn`` from outside and hands over
+            the action's environment, instead of starting a sandbox. 0 disables them.
         """
         self._runtimes_dir = runtimes_dir
         self._uid_base = uid_base
@@ -116,12 +179,20 @@ class LinuxSandboxBackend:
         self._prepared_target = prepared_slots
         self._prepared: list[_Prepared] = []
         self._refill_task: asyncio.Task[None] | None = None
+        self._stem_target = stem_cells
+        self._stems: dict[RuntimeFamily, list[_Stem]] = {"python": [], "nodejs": []}
+        self._stem_hits = self._stem_misses = self._stem_attach_failures = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinuxSandboxBackend:
-        """The backend ``stockade up`` builds: one slot per allowed sandbox plus the prepared ones."""
+        """The backend ``stockade up`` builds: one slot per allowed sandbox plus the prepared ones and stem cells."""
         prepared = 2
-        return cls(max_sandboxes=settings.invoker.max_sandboxes + prepared, prepared_slots=prepared)
+        stems = settings.invoker.stem_cells
+        return cls(
+            max_sandboxes=settings.invoker.max_sandboxes + prepared + 2 * stems,
+            prepared_slots=prepared,
+            stem_cells=stems,
+        )
 
     def facts(self) -> HostFacts:
         """What this host offers (probed once)."""
@@ -188,9 +259,19 @@ class LinuxSandboxBackend:
         """Counters since this backend was made."""
         return BackendStatistics(len(self._live), self._started, self._failed, self._killed, self._zygote_restarts)
 
+    def stem_statistics(self) -> StemStatistics:
+        """Stem cells ready per runtime; starts served by one (hits) or not (misses, while enabled)."""
+        ready: dict[str, int] = {family: len(stems) for family, stems in self._stems.items()}
+        return StemStatistics(ready, self._stem_hits, self._stem_misses, self._stem_attach_failures)
+
     async def prepare(self) -> None:
-        """Probe the host, start the zygote and fill the prepared slots now (otherwise the first ``start`` does)."""
+        """Probe the host, start the zygote, fill the prepared slots and start the stem cells now.
+
+        Otherwise the first ``start`` does, in the background.
+        """
         await self._ensure_zygote()
+        await self._refill()
+        await self._refill_stems()
         await self._refill()
 
     async def _ensure_zygote(self) -> ZygoteClient:
@@ -206,8 +287,11 @@ class LinuxSandboxBackend:
                 for prepared in self._prepared:
                     await self._discard(prepared, parked=False)
                 self._prepared.clear()
+                await self._kill_stems()
             if self._zygote is None:
-                self._zygote = await ZygoteClient.start(self._python_executable, facts.python_runner)
+                self._zygote = await ZygoteClient.start(
+                    self._python_executable, facts.python_runner, reaper=facts.reaper
+                )
                 _log.info("sandbox.zygote_started", pid=self._zygote.process.pid, mode=facts.mode)
             return self._zygote
 
@@ -261,9 +345,137 @@ class LinuxSandboxBackend:
                 raise
             self._prepared.append(reserved)
 
-    def _schedule_refill(self) -> None:
-        if self._prepared_target and (self._refill_task is None or self._refill_task.done()):
-            self._refill_task = asyncio.ensure_future(self._refill())
+    async def _refill_all(self, delay_s: float = 0.0) -> None:
+        # Stem cells first (each takes a parked child), then the parked children again.
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        await self._refill_stems()
+        await self._refill()
+
+    def _schedule_refill(self, delay_s: float = 0.0) -> None:
+        if (self._prepared_target or self._stem_target) and (self._refill_task is None or self._refill_task.done()):
+            self._refill_task = asyncio.ensure_future(self._refill_all(delay_s))
+
+    # -- stem cells ---------------------------------------------------------------------------------
+
+    def _stem_families(self) -> list[RuntimeFamily]:
+        facts = self.facts()
+        families: list[RuntimeFamily] = []
+        if facts.python_runner_error is None:
+            families.append("python")
+        if facts.node_runner_error is None:
+            families.append("nodejs")
+        return families
+
+    def _plan_without_code(self, spec: SandboxSpec, *, memory_cgroup: bool) -> SandboxPlan:
+        facts = self.facts()
+        return build_plan(
+            spec,
+            sandbox_id=_STEM_ID,
+            mode=facts.mode,
+            landlock_abi=facts.landlock_abi,
+            paths=facts.paths,
+            memory_cgroup=memory_cgroup,
+            bind_code=False,
+        )
+
+    async def _refill_stems(self) -> None:
+        """Start stem cells until each runtime has its target (in the background, off any request)."""
+        for family in self._stem_families():
+            while (
+                self._zygote is not None
+                and len(self._stems[family]) < self._stem_target
+                and len(self._free_slots) > 1
+                and not self._closed
+            ):
+                if not await self._start_stem(self._zygote, family):
+                    break
+
+    async def _start_stem(self, zygote: ZygoteClient, family: RuntimeFamily) -> bool:
+        # Default limits, no egress, no environment: the stem holds nothing of any action.
+        spec = SandboxSpec(family=family, code_dir=self._runtimes_dir, label=f"stem:{family}")
+        prepared = self._prepared.pop(0) if self._prepared else None
+        try:
+            reserved, pid, fds = await self._spawn(zygote, spec, prepared, bind_code=False)
+        except (OSError, ValueError, ZygoteError) as exc:
+            _log.warning("sandbox.stem_failed", family=family, error=str(exc))
+            return False
+        sandbox = LinuxSandbox(
+            reserved.sandbox_id, pid, fds, reserved.group, on_released=lambda: self._on_released(sandbox, reserved.slot)
+        )
+        try:
+            failure = await sandbox.wait_setup(self._start_timeout_s)
+            if failure is None and not self._closed:
+                await sandbox.warm(f"{RUNTIMES_PATH}/{family}/warmup")
+        except OSError as exc:
+            failure = str(exc)
+        except BaseException:
+            await sandbox.kill()
+            raise
+        if failure is not None or self._closed:
+            await sandbox.kill()
+            if failure is not None:
+                _log.warning("sandbox.stem_failed", family=family, error=failure)
+            return False
+        plan = self._plan_without_code(spec, memory_cgroup=reserved.group is not None)
+        self._stems[family].append(_Stem(sandbox, plan, (spec.memory_mb, spec.max_pids, spec.cpu_percent)))
+        return True
+
+    def _take_stem(self, spec: SandboxSpec) -> tuple[_Stem, dict[str, list[int]]] | None:
+        """A stem cell ``spec`` can use (same plan but for the code), with the rlimits to lower; or None.
+
+        None: the ordinary start. A Python runner lowers its own RLIMIT_CPU at assignment, so a
+        Python stem cell also serves a smaller CPU backstop (a timeout under 60 s).
+        """
+        stems = self._stems[spec.family]
+        if not self._stem_target:
+            return None
+        if spec.family == "nodejs" and any(key.startswith(_NODE_BOOT_VARIABLES) for key in spec.env):
+            self._stem_misses += 1
+            return None
+        try:
+            wanted = self._plan_without_code(spec, memory_cgroup=self._cgroups is not None)
+        except ValueError:
+            return None  # the ordinary start reports it
+        for index, stem in enumerate(stems):
+            lower = _rlimits_to_lower(stem.plan, wanted)
+            if lower is not None:
+                del stems[index]
+                return stem, lower
+        self._stem_misses += 1
+        return None
+
+    async def _assign_stem(
+        self, zygote: ZygoteClient, stem: _Stem, spec: SandboxSpec, rlimits: dict[str, list[int]]
+    ) -> LinuxSandbox | None:
+        """Give ``stem`` to ``spec``'s action: limits, its code at /fn, its environment. None (stem killed) on failure.
+
+        Invariant: a stem cell is assigned once; from here on it is an ordinary sandbox of this action.
+        """
+        sandbox = stem.sandbox
+        try:
+            if not sandbox.is_alive():
+                raise OSError("the stem cell exited")
+            if sandbox.group is not None and stem.limits != (spec.memory_mb, spec.max_pids, spec.cpu_percent):
+                sandbox.group.set_limits(memory_mb=spec.memory_mb, max_pids=spec.max_pids, cpu_percent=spec.cpu_percent)
+            await zygote.attach(sandbox.pidfd, str(spec.code_dir), self._start_timeout_s)
+            await sandbox.assign(runner_environment(spec.env), rlimits)
+        except (OSError, ValueError, TimeoutError, ZygoteError) as exc:
+            self._stem_attach_failures += 1
+            _log.warning("sandbox.stem_assign_failed", label=spec.label, family=spec.family, error=str(exc))
+            await sandbox.kill()
+            return None
+        except BaseException:
+            await sandbox.kill()
+            raise
+        self._stem_hits += 1
+        return sandbox
+
+    async def _kill_stems(self) -> None:
+        stems = [stem for family in self._stems.values() for stem in family]
+        for family in self._stems.values():
+            family.clear()
+        await asyncio.gather(*(stem.sandbox.kill() for stem in stems), return_exceptions=True)
 
     async def _discard(self, reserved: _Prepared, *, parked: bool) -> None:
         """Give a reserved slot back, once a parked child in it (if any) is gone."""
@@ -283,6 +495,25 @@ class LinuxSandboxBackend:
             raise ServiceUnavailableError("the sandbox backend is closed")
         zygote = await self._ensure_zygote()
         began = time.perf_counter()
+        taken = self._take_stem(spec)
+        if taken is not None:
+            stem, rlimits = taken
+            assigned = await self._assign_stem(zygote, stem, spec, rlimits)
+            # A moment later: starting the next stem cell competes for the CPU with this one's init.
+            self._schedule_refill(_STEM_REFILL_DELAY_S)
+            if assigned is not None:
+                self._live.add(assigned)
+                self._started += 1
+                _log.debug(
+                    "sandbox.started",
+                    sandbox_id=assigned.sandbox_id,
+                    label=spec.label,
+                    family=spec.family,
+                    pid=assigned.pid,
+                    stem_cell=True,
+                    setup_ms=round((time.perf_counter() - began) * 1000, 2),
+                )
+                return assigned
         try:
             prepared = self._prepared.pop(0) if self._prepared else None
             try:
@@ -325,7 +556,7 @@ class LinuxSandboxBackend:
         return sandbox
 
     async def _spawn(
-        self, zygote: ZygoteClient, spec: SandboxSpec, prepared: _Prepared | None
+        self, zygote: ZygoteClient, spec: SandboxSpec, prepared: _Prepared | None, *, bind_code: bool = True
     ) -> tuple[_Prepared, int, list[int]]:
         facts = self.facts()
         if prepared is not None:
@@ -344,6 +575,7 @@ class LinuxSandboxBackend:
                 landlock_abi=facts.landlock_abi,
                 paths=facts.paths,
                 memory_cgroup=reserved.group is not None,
+                bind_code=bind_code,
             )
             pid, fds = await zygote.spawn(
                 plan.to_dict(),
@@ -380,6 +612,7 @@ class LinuxSandboxBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refill_task
         await asyncio.gather(*(sandbox.kill() for sandbox in list(self._live)), return_exceptions=True)
+        await self._kill_stems()
         for prepared in self._prepared:
             await self._discard(prepared, parked=True)
         self._prepared.clear()

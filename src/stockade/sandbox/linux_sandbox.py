@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import select
 import shutil
 import signal
 import socket
 import stat
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ __all__ = ["LinuxSandbox", "SandboxStatistics"]
 _REAPER_NS_PID = 1
 _RUNNER_NS_PID = 2
 _TEARDOWN_TIMEOUT_S = 5.0
+_FRAME_HEADER = struct.Struct(">I")
 
 
 @final
@@ -132,6 +135,16 @@ class LinuxSandbox:
         return CODE_PATH
 
     @property
+    def group(self) -> SandboxCgroup | None:
+        """The sandbox's cgroups (root mode), else None."""
+        return self._group
+
+    @property
+    def pidfd(self) -> int:
+        """A pidfd of pid 1 (owned by this sandbox; closed by ``kill``)."""
+        return self._pidfd
+
+    @property
     def is_fully_released(self) -> bool:
         """True once killed and every process and cgroup is confirmed gone."""
         return self._fully_released
@@ -157,6 +170,27 @@ class LinuxSandbox:
         if not self.is_alive():
             return f"sandbox {self._sandbox_id} exited during setup"
         return None
+
+    async def assign(self, env: dict[str, str], rlimits: dict[str, list[int]] | None = None) -> None:
+        """Stem cells: give the waiting runner its action's environment, and have it enter ``/fn`` again.
+
+        One one-way ``assign`` frame (docs/design/runtime-protocol.md): the runner answers nothing,
+        handles it before any later frame, and ends the sandbox if it cannot take it (which the
+        invoker then sees at init). ``rlimits`` (Python): limits the runner lowers for itself, by name.
+        Raises OSError when the frame cannot be sent.
+        """
+        message: dict[str, object] = {"op": "assign", "code_dir": CODE_PATH, "env": env}
+        if rlimits:
+            message["rlimits"] = rlimits
+        await self._send_one_way(message)
+
+    async def warm(self, code_dir: str) -> None:
+        """Stem cells, before assign: have the runner load and run the runtime's warm-up action once (one-way)."""
+        await self._send_one_way({"op": "warm", "code_dir": code_dir})
+
+    async def _send_one_way(self, message: dict[str, object]) -> None:
+        body = json.dumps(message, separators=(",", ":")).encode()
+        await asyncio.get_running_loop().sock_sendall(self._control, _FRAME_HEADER.pack(len(body)) + body)
 
     def is_alive(self) -> bool:
         """True while the sandbox's pid 1 runs (its pidfd turns readable when it exits)."""

@@ -10,16 +10,23 @@ Three steps, in setup order, all inside the new namespaces:
   action code at /fn), a private size- and inode-limited /tmp, a minimal /dev, a fresh /proc and a
   tiny /etc. Nothing else of the host is reachable from it.
 * ``pivot_root``: switch to it, detach the host's root, and make the tmpfs root read-only.
+
+A stem cell (a sandbox started before its action is known) is built without the code bind: its
+``/fn`` is an empty directory of the read-only root. ``attach_code`` runs later, *outside* the
+sandbox, in a short-lived helper the zygote forks: it clones the code directory's mount tree
+detached (``open_tree``), makes the clone read-only, nosuid, nodev and noexec, joins the sandbox's
+user and mount namespaces through its pidfd, and mounts the clone on ``/fn`` (``move_mount``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from stockade.sandbox import _syscalls as sc
-from stockade.sandbox.plan import SandboxPlan
+from stockade.sandbox.plan import CODE_PATH, SandboxPlan
 
-__all__ = ["build_root", "open_sources", "pivot_root"]
+__all__ = ["attach_code", "build_root", "open_sources", "pivot_root", "rehearse_attach"]
 
 _RO = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
 _DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -85,6 +92,9 @@ def build_root(plan: SandboxPlan, root: str, sources: dict[str, int]) -> None:
         _bind_read_only(source, root + bind.target, is_dir=bind.is_dir, noexec=bind.noexec)
     for name, target in plan.symlinks:
         os.symlink(target, f"{root}/{name}")
+    # A stem cell's plan has no code bind: /fn stays an empty directory of the (read-only) root
+    # until attach_code mounts the action's code on it.
+    os.makedirs(root + CODE_PATH, mode=0o755, exist_ok=True)
 
     # /etc: only what libc and runtimes look up; the host's /etc is never visible.
     os.makedirs(f"{root}/etc", mode=0o755, exist_ok=True)
@@ -135,3 +145,48 @@ def pivot_root(root: str) -> None:
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
     sc.mount_setattr("/", sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV, recursive=False)
+
+
+def attach_code(code_dir: str, sandbox_pidfd: int) -> None:
+    """Mount ``code_dir`` read-only, nosuid, nodev and noexec on the stem cell's empty ``/fn``.
+
+    Runs in a single-threaded helper forked by the zygote, never in the sandbox: the sandbox itself
+    has no capabilities and its seccomp filter denies the mount API. The clone is taken (and made
+    read-only) in the host's mount namespace, before joining the sandbox's user and mount namespaces
+    through ``sandbox_pidfd`` (a pidfd cannot name a recycled pid). ``/fn`` is opened without
+    following links and must still be a plain directory of the sandbox's root (not a mount yet), so
+    a stem cell takes code once.
+    """
+    tree = sc.open_tree_clone(code_dir)
+    try:
+        sc.mount_setattr_fd(tree, _RO | sc.MOUNT_ATTR_NOEXEC)
+        sc.setns(sandbox_pidfd, sc.CLONE_NEWUSER | sc.CLONE_NEWNS)
+        target = os.open(CODE_PATH, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if os.fstat(target).st_dev != os.stat("/").st_dev:
+                raise RuntimeError(f"{CODE_PATH} already holds code")
+            sc.move_mount_fd(tree, target)
+        finally:
+            os.close(target)
+    finally:
+        os.close(tree)
+
+
+def rehearse_attach() -> None:
+    """Run ``attach_code``'s calls once with arguments that fail at once (no path, bad fds).
+
+    The attach helper is a fresh fork of the zygote: its first pass through Python and ctypes code
+    takes copy-on-write faults. Taking them while it waits keeps them off the cold start.
+    """
+    calls = (
+        lambda: sc.open_tree_clone(""),
+        lambda: sc.mount_setattr_fd(-1, _RO | sc.MOUNT_ATTR_NOEXEC),
+        lambda: sc.setns(-1, sc.CLONE_NEWUSER | sc.CLONE_NEWNS),
+        lambda: sc.move_mount_fd(-1, -1),
+        lambda: os.close(os.open("", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)),
+        lambda: os.fstat(-1),
+    )
+    for call in calls:
+        with contextlib.suppress(OSError):
+            call()
+    os.stat("/")

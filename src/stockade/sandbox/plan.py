@@ -199,11 +199,13 @@ def build_plan(
     landlock_abi: int,
     paths: HostPaths,
     memory_cgroup: bool = False,
+    bind_code: bool = True,
 ) -> SandboxPlan:
     """Resolve ``spec`` for this host. Raises ValueError when the runtime cannot run here.
 
     ``memory_cgroup``: the sandbox runs in a memory cgroup that bounds it (root mode), so Python
-    gets no address-space limit.
+    gets no address-space limit. ``bind_code=False``: a stem cell's plan, whose ``/fn`` stays empty
+    until the action's code is attached from outside (``mounts.attach_code``).
     """
     code_dir = os.path.realpath(spec.code_dir)
     if not os.path.isdir(code_dir):
@@ -228,7 +230,8 @@ def build_plan(
     if paths.certs_dir and os.path.isdir(paths.certs_dir):
         binds.append(Bind(source=paths.certs_dir, target="/etc/ssl/certs", noexec=True))
     binds.append(Bind(source=paths.runtimes_dir, target=RUNTIMES_PATH, noexec=True))
-    binds.append(Bind(source=code_dir, target=CODE_PATH, noexec=True))
+    if bind_code:
+        binds.append(Bind(source=code_dir, target=CODE_PATH, noexec=True))
     if spec.egress_socket is not None:
         binds.append(Bind(source=str(spec.egress_socket), target=EGRESS_SOCKET_PATH, is_dir=False, noexec=True))
     return SandboxPlan(

@@ -9,7 +9,8 @@ Parked (slot only; in the zygote's child, then its pid 1, then pid 2):
  2. namespaces.write_id_maps   by the zygote: uid/gid 1000 inside = the slot's host ids; no setgroups
  3. cgroups.join               into the slot's cgroups (root mode; slow, hence done while parked)
  4. namespaces.fork_init       host name; fork: the child is pid 1
- 5. launch.fork_runner         pid 1 forks pid 2, confines itself completely and only reaps;
+ 5. launch.fork_runner         pid 1 forks pid 2, confines itself completely, execs the static
+                               reaper (if built) and only reaps;
                                pid 2 waits for the plan and does the rest
 With the plan (in pid 2):
  6. mounts.open_sources        O_PATH handles on the bind sources, still as the parked identity
@@ -35,6 +36,7 @@ no_new_privs (14) and come last, so that setup itself is never filtered.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn, final
@@ -42,7 +44,7 @@ from typing import NoReturn, final
 from stockade.sandbox import capabilities, cgroups, landlock, launch, mounts, namespaces, network, rlimits, seccomp
 from stockade.sandbox.launch import RunnerFds
 from stockade.sandbox.plan import SandboxPlan, Slot
-from stockade.sandbox.policy import LandlockPolicy
+from stockade.sandbox.policy import LandlockPathRule, LandlockPolicy
 
 __all__ = ["SetupContext", "SetupHooks", "enter"]
 
@@ -77,6 +79,8 @@ class SetupContext:
     step: str = "start"
     is_inside: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # The static pid-1 binary (an fd inherited from the zygote), or None for the Python reaper.
+    reaper_fd: int | None = None
 
 
 def enter(ctx: SetupContext, hooks: SetupHooks) -> NoReturn:
@@ -91,7 +95,10 @@ def enter(ctx: SetupContext, hooks: SetupHooks) -> NoReturn:
     namespaces.fork_init(ctx.slot, hooks.report_pid)
     ctx.is_inside = True
     ctx.step = "launch.fork_runner"
-    launch.fork_runner(lambda: _confine_reaper(ctx), ctx.fds.status)
+    reaper = None if ctx.reaper_fd is None else launch.Reaper(ctx.reaper_fd, ctx.seccomp_programs["python"])
+    launch.fork_runner(lambda: _confine_reaper(ctx), ctx.fds.status, reaper)
+    if ctx.reaper_fd is not None:
+        os.close(ctx.reaper_fd)  # the runner never sees it
 
     ctx.step = "waiting for the plan"
     plan, ctx.env = hooks.wait_plan()
@@ -126,15 +133,38 @@ def enter(ctx: SetupContext, hooks: SetupHooks) -> NoReturn:
     launch.exec_runner(plan, ctx.fds, ctx.env, ctx.python_serve)
 
 
-# The reaper needs no file, port or signal: a Landlock domain that grants nothing.
+# The reaper needs no file, port or signal: a Landlock domain that grants nothing...
 _NOTHING = LandlockPolicy(name="reaper", paths=(), tcp_ports=(), scopes=("abstract_unix_socket", "signal"))
+# ...but reading and executing the static reaper binary it becomes (by fd: its host path may be
+# closed to the sandbox's uid).
+_EXEC_REAPER = LandlockPolicy(
+    name="reaper-exec",
+    paths=(
+        LandlockPathRule(
+            path="{reaper}",
+            access=frozenset({"read", "execute"}),
+            reason="pid 1 executes the static reaper, and nothing else",
+        ),
+    ),
+    tcp_ports=(),
+    scopes=("abstract_unix_socket", "signal"),
+)
 
 
 def _confine_reaper(ctx: SetupContext) -> None:
-    """Pid 1 gets the runner's confinement minus the filesystem: it only ever calls wait()."""
+    """Pid 1 gets the runner's confinement minus the filesystem: it only ever calls wait().
+
+    With the static reaper, pid 1 keeps the one right to execute it, under the Node.js filter
+    (which allows execve); the reaper's first act is to add the Python filter (no execve at all).
+    """
     capabilities.assume_identity(ctx.slot.inner_uid)
     capabilities.drop(ctx.slot.inner_uid)
     capabilities.set_no_new_privs()
-    landlock.restrict(_NOTHING, version=ctx.landlock_abi, egress=False, variables={})
-    # The Python list denies execve as well; the reaper never execs.
-    seccomp.load(ctx.seccomp_programs["python"])
+    if ctx.reaper_fd is None:
+        landlock.restrict(_NOTHING, version=ctx.landlock_abi, egress=False, variables={})
+        # The Python list denies execve as well; the reaper never execs.
+        seccomp.load(ctx.seccomp_programs["python"])
+        return
+    variables = {"reaper": f"/proc/self/fd/{ctx.reaper_fd}"}
+    landlock.restrict(_EXEC_REAPER, version=ctx.landlock_abi, egress=False, variables=variables)
+    seccomp.load(ctx.seccomp_programs["nodejs"])

@@ -16,12 +16,15 @@ on the spot.
 
 Wire protocol (one SOCK_SEQPACKET socket from the backend, fd FD), JSON messages:
 
-* first the config ``{"python_runner": path|null}``; reply ``{"ready": true, ...}``;
+* first the config ``{"python_runner": path|null, "reaper": path|null}``; reply ``{"ready": true, ...}``;
 * ``{"op": "park", "token": str, "slot": {...}}``; reply ``{"ok": true}``;
 * ``{"op": "spawn", "plan": {...}, "parked": token|null, "slot": {...}|null}`` then the environment as
   its own message; reply ``{"ok": true, "pid": N}`` with fds [pidfd, control, stdout, stderr, status]
   by SCM_RIGHTS. The status pipe reaches EOF once setup finished; a failed setup writes why first;
-* ``{"op": "unpark", "token": str}``; reply ``{"ok": true}``.
+* ``{"op": "unpark", "token": str}``; reply ``{"ok": true}``;
+* ``{"op": "attach", "code_dir": path}`` with a pidfd of a stem cell's pid 1 by SCM_RIGHTS: a helper
+  forked for the purpose mounts a read-only, noexec clone of ``code_dir`` on the stem cell's empty
+  ``/fn`` (``mounts.attach_code``); reply ``{"ok": true}``.
 
 Any failure is a reply ``{"ok": false, "error": ...}``. The zygote is a child subreaper: every
 sandbox's pid 1 is reparented to it and reaped here.
@@ -46,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, final
 
-from stockade.sandbox import _syscalls, landlock, namespaces, policy, seccomp, setup
+from stockade.sandbox import _syscalls, landlock, mounts, namespaces, policy, seccomp, setup
 from stockade.sandbox.launch import RunnerFds
 from stockade.sandbox.plan import SandboxPlan, Slot
 
@@ -57,6 +60,8 @@ ENV_MAX_BYTES = 128 << 10
 _CHILD_TIMEOUT_S = 10.0
 _U32 = struct.Struct("=I")
 _PID = struct.Struct("=i")
+_FD_SIZE = struct.calcsize("i")
+_ATTACHER_IDLE_S = 0.02
 _MAX_FD = 1 << 20
 _WORKDIR_PREFIX = "stockade-zygote-"
 
@@ -147,6 +152,16 @@ def _read_plan(order_r: int) -> tuple[SandboxPlan, dict[str, str]]:
     return plan, env
 
 
+def _open_reaper(path: object) -> int | None:
+    if not isinstance(path, str):
+        return None
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if not os.path.isfile(f"/proc/self/fd/{fd}"):
+        os.close(fd)
+        raise ValueError(f"the reaper {path} is not a regular file")
+    return fd
+
+
 def _sweep_stale_workdirs() -> None:
     """Remove the (empty) work directories of zygotes that died without cleaning up."""
     base = tempfile.gettempdir()
@@ -187,6 +202,9 @@ class Zygote:
         self.seccomp_programs = {f: seccomp.compile_policy(policy.load_seccomp_policy(f)) for f in ("python", "nodejs")}
         self.landlock_policies = {f: policy.load_landlock_policy(f) for f in ("python", "nodejs")}
         self.landlock_abi = landlock.abi()
+        # The static pid-1 binary, opened once (as root: its directory may be closed to slot uids);
+        # every parked child inherits this fd and its pid 1 executes it.
+        self.reaper_fd = _open_reaper(config.get("reaper"))
         # An empty directory: the mount point of every sandbox's root, in the sandbox's own mount
         # namespace (the host sees it stay empty).
         _sweep_stale_workdirs()
@@ -199,6 +217,10 @@ class Zygote:
         # Invariant: the only place an action's environment ever exists in the zygote; zeroed after each use.
         self.secret_buffer = bytearray(ENV_MAX_BYTES)
         self.parked: dict[str, _Parked] = {}
+        # The next attach helper (pid, socket), forked ahead of time while idle.
+        self.attacher: tuple[int, socket.socket] | None = None
+        # Only once stem cells are in use (the first attach) is a helper kept ready.
+        self.wants_attacher = False
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wake_write)
@@ -211,12 +233,19 @@ class Zygote:
             "workdir": self.workdir,
             "landlock_abi": self.landlock_abi,
             "python_error": self.python_error,
+            "reaper": self.reaper_fd is not None,
         }
 
     def serve(self) -> None:
         """Answer requests until the backend closes the socket."""
         while True:
-            readable, _, _ = select.select([self.sock.fileno(), self.wake_read], [], [])
+            # The next attach helper is forked once the zygote has been idle for a moment, so the
+            # fork does not compete with the sandbox that was just handed out.
+            idle_s = _ATTACHER_IDLE_S if self.attacher is None and self.wants_attacher else None
+            readable, _, _ = select.select([self.sock.fileno(), self.wake_read], [], [], idle_s)
+            if not readable:
+                self.fork_attacher()
+                continue
             if self.wake_read in readable:
                 try:
                     while os.read(self.wake_read, 512):
@@ -237,36 +266,64 @@ class Zygote:
             if pid == 0:
                 return
 
-    def _receive(self, buffer: bytearray) -> int | None:
+    def _receive(self, buffer: bytearray, received_fds: list[int] | None = None) -> int | None:
         try:
-            size, _, flags, _ = self.sock.recvmsg_into([buffer])
+            size, ancillary, flags, _ = self.sock.recvmsg_into([buffer], socket.CMSG_SPACE(_FD_SIZE))
         except ConnectionResetError:
             return None
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = [int(fd) for fd in memoryview(data)[: len(data) - len(data) % _FD_SIZE].cast("i")]
+                if received_fds is None:
+                    for fd in fds:
+                        os.close(fd)
+                else:
+                    received_fds += fds
         if size == 0:
             return None
-        if flags & socket.MSG_TRUNC:
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ValueError("message larger than the zygote accepts")
         return size
 
     def handle_request(self) -> bool:
         """Receive and answer one request. False at EOF."""
-        size = self._receive(self.request_buffer)
+        passed: list[int] = []
+        try:
+            size = self._receive(self.request_buffer, passed)
+        except BaseException:
+            for fd in passed:
+                os.close(fd)
+            raise
         if size is None:
+            for fd in passed:
+                os.close(fd)
             return False
         fds: list[int] = []
         try:
             request = json.loads(bytes(self.request_buffer[:size]))
             op = request.get("op")
+            if op != "attach" and self.attacher is None and self.wants_attacher:
+                # Other work (the backend's refill) comes after a hand-over: fork the next helper now,
+                # ahead of the next attach. The secret buffer is all zero here (no spawn yet).
+                self.fork_attacher()
             if op == "spawn":
                 reply, fds = self.handle_spawn(request)
             elif op == "park":
                 reply = self.park(str(request["token"]), Slot.from_dict(request["slot"]))
             elif op == "unpark":
                 reply = self.unpark(str(request["token"]))
+            elif op == "attach":
+                self.wants_attacher = True
+                if len(passed) != 1:
+                    raise ValueError("attach takes exactly one pidfd")
+                reply = self.attach(str(request["code_dir"]), passed[0])
             else:
                 reply = {"ok": False, "error": f"unknown op {op!r}"}
         except Exception as exc:  # every failure is reported to the backend, the zygote lives on
             reply, fds = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, []
+        finally:
+            for fd in passed:
+                os.close(fd)
         try:
             socket.send_fds(self.sock, [json.dumps(reply).encode()], fds)
         finally:
@@ -360,6 +417,66 @@ class Zygote:
         self.parked[token] = _Parked(child, order_w, channels)
         return {"ok": True}
 
+    def attach(self, code_dir: str, pidfd: int) -> dict[str, Any]:
+        """Mount ``code_dir`` on the empty ``/fn`` of the stem cell whose pid 1 ``pidfd`` names.
+
+        The work is done by the attacher, a helper forked ahead of time (``fork_attacher``), so no
+        fork is on this path; the zygote itself never joins a sandbox's namespaces. The attacher runs
+        only ``mounts.attach_code`` and exits.
+        """
+        if not os.path.isabs(code_dir) or not os.path.isdir(code_dir):
+            raise ValueError(f"code_dir {code_dir} is not a directory")
+        if self.attacher is None:
+            self.fork_attacher()
+        assert self.attacher is not None
+        helper, channel = self.attacher
+        self.attacher = None
+        ready: list[Any] = []
+        try:
+            socket.send_fds(channel, [code_dir.encode()], [pidfd])
+            ready, _, _ = select.select([channel], [], [], _CHILD_TIMEOUT_S)
+            message = channel.recv(4096) if ready else b"the attach helper timed out"
+        finally:
+            channel.close()
+            # Reaped by the SIGCHLD loop; a helper that hangs is killed.
+            with contextlib.suppress(ProcessLookupError):
+                if not ready:
+                    os.kill(helper, signal.SIGKILL)
+        if message != b"ok":
+            raise RuntimeError(f"attaching the code failed: {message.decode(errors='replace') or 'the helper died'}")
+        return {"ok": True}
+
+    def fork_attacher(self) -> None:
+        """Fork the next attach helper, waiting for one request on a socket (off any request's path).
+
+        Invariant: forked, like every child, only while the secret buffer is all zero.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        helper = os.fork()
+        if helper == 0:  # pragma: no cover - runs in the helper
+            code = 70
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _syscalls.set_pdeathsig(signal.SIGKILL)
+                self.sock.detach()
+                ours.detach()
+                _close_all_but({theirs.fileno()})
+                mounts.rehearse_attach()
+                data, fds, _, _ = socket.recv_fds(theirs, 4096, 1)
+                if not data or len(fds) != 1:
+                    os._exit(code)
+                try:
+                    mounts.attach_code(data.decode(), fds[0])
+                    reply, code = b"ok", 0
+                except BaseException as exc:
+                    reply = f"{type(exc).__name__}: {exc}".encode(errors="replace")[:4000]
+                theirs.send(reply)
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.attacher = (helper, ours)
+
     def unpark(self, token: str) -> dict[str, Any]:
         """Dismiss a parked child (its pid 1 exits at EOF on the order pipe)."""
         parked = self.parked.pop(token, None)
@@ -396,7 +513,8 @@ class Zygote:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             self.sock.detach()
-            _close_all_but({fds.control, fds.stdout, fds.stderr, fds.status, *keep})
+            reaper = {self.reaper_fd} if self.reaper_fd is not None else set()
+            _close_all_but({fds.control, fds.stdout, fds.stderr, fds.status, *keep, *reaper})
             ctx = setup.SetupContext(
                 slot=slot,
                 fds=fds,
@@ -405,6 +523,7 @@ class Zygote:
                 python_serve=self.python_serve,
                 landlock_abi=self.landlock_abi,
                 root_dir=self.root_dir,
+                reaper_fd=self.reaper_fd,
             )
             setup.enter(ctx, hooks)
         except BaseException as exc:  # report the failed step to the host, then die
@@ -420,6 +539,9 @@ class Zygote:
         """Dismiss parked children and remove the work directory (mounted over only inside sandboxes)."""
         for token in list(self.parked):
             self.unpark(token)
+        if self.attacher is not None:
+            self.attacher[1].close()  # the helper exits at EOF
+            self.attacher = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -70,7 +70,9 @@ class ZygoteClient:
         self._closing = False
 
     @classmethod
-    async def start(cls, python_executable: str, python_runner: str | None, timeout_s: float = 30.0) -> ZygoteClient:
+    async def start(
+        cls, python_executable: str, python_runner: str | None, timeout_s: float = 30.0, *, reaper: str | None = None
+    ) -> ZygoteClient:
         """Start ``python -m stockade.sandbox.zygote`` and wait until it is ready.
 
         Must run on the event loop's own thread: the zygote dies with the thread that forked it.
@@ -93,7 +95,9 @@ class ZygoteClient:
         ours.setblocking(False)
         client = cls(process, ours, {})
         try:
-            await asyncio.get_running_loop().sock_sendall(ours, json.dumps({"python_runner": python_runner}).encode())
+            await asyncio.get_running_loop().sock_sendall(
+                ours, json.dumps({"python_runner": python_runner, "reaper": reaper}).encode()
+            )
             ready, _ = await client._receive(timeout_s)
         except BaseException:
             await client.close()
@@ -129,21 +133,36 @@ class ZygoteClient:
             return message, fds
 
     async def _exchange(
-        self, request: dict[str, Any], env_json: bytes | None, timeout_s: float
+        self, request: dict[str, Any], env_json: bytes | None, timeout_s: float, pass_fds: tuple[int, ...] = ()
     ) -> tuple[dict[str, Any], list[int]]:
+        # ``pass_fds`` belong to this exchange (duplicates): closed once sent, even if the caller left.
         loop = asyncio.get_running_loop()
-        async with self._lock:
-            await loop.sock_sendall(self.sock, json.dumps(request, separators=(",", ":")).encode())
-            if env_json is not None:
-                await loop.sock_sendall(self.sock, env_json)
-            return await self._receive(timeout_s)
+        try:
+            async with self._lock:
+                data = json.dumps(request, separators=(",", ":")).encode()
+                if pass_fds:
+                    # One small datagram: a SOCK_SEQPACKET send either fits whole or waits for room.
+                    while True:
+                        try:
+                            socket.send_fds(self.sock, [data], list(pass_fds))
+                            break
+                        except BlockingIOError:
+                            await asyncio.sleep(0.001)
+                else:
+                    await loop.sock_sendall(self.sock, data)
+                if env_json is not None:
+                    await loop.sock_sendall(self.sock, env_json)
+                return await self._receive(timeout_s)
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
 
     async def _request(
-        self, request: dict[str, Any], env_json: bytes | None, timeout_s: float
+        self, request: dict[str, Any], env_json: bytes | None, timeout_s: float, pass_fds: tuple[int, ...] = ()
     ) -> tuple[dict[str, Any], list[int]]:
         # Invariant: an exchange runs to its end even if the caller is cancelled, or the next request
         # would read this one's reply. A sandbox started for a caller that is gone is killed.
-        exchange = asyncio.ensure_future(self._exchange(request, env_json, timeout_s))
+        exchange = asyncio.ensure_future(self._exchange(request, env_json, timeout_s, pass_fds))
         self._inflight.add(exchange)
         exchange.add_done_callback(self._inflight.discard)
         try:
@@ -185,6 +204,10 @@ class ZygoteClient:
     async def park(self, token: str, slot: dict[str, Any], timeout_s: float) -> None:
         """Have the zygote prepare a child for ``slot`` that waits for a plan."""
         await self._request({"op": "park", "token": token, "slot": slot}, None, timeout_s)
+
+    async def attach(self, pidfd: int, code_dir: str, timeout_s: float) -> None:
+        """Have the zygote mount ``code_dir`` (read-only, noexec) on ``/fn`` of the stem cell whose pid 1 is ``pidfd``."""
+        await self._request({"op": "attach", "code_dir": code_dir}, None, timeout_s, (os.dup(pidfd),))
 
     async def unpark(self, token: str, timeout_s: float) -> None:
         """Dismiss a parked child."""

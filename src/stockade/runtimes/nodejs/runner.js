@@ -13,6 +13,8 @@ const path = require('path');
 const vm = require('vm');
 
 const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
+// What a one-way frame (assign) returns: nothing is sent back.
+const NO_REPLY = Symbol('no reply');
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 // A dotted JavaScript identifier path: what `exec.main` may name.
 const MAIN_RE = /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/;
@@ -20,6 +22,8 @@ const WRAPPER_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname
 
 const state = {
   initialized: false,
+  assigned: false,
+  started: false,
   codeDir: '',
   entryFile: '',
   mainName: 'main',
@@ -266,7 +270,49 @@ function writeSentinels() {
   );
 }
 
+// A stem cell (started before its action was known) learns its action's environment here, once,
+// before any other frame; its code was just mounted on /fn, so enter /fn again. No reply (the
+// host does not wait for one); a runner that cannot take it ends the sandbox.
+function assign(msg) {
+  if (state.assigned || state.started) {
+    process.stderr.write('stockade runner: assign must be the first and only assign frame\n');
+    process.exit(70);
+  }
+  state.assigned = true;
+  try {
+    const env = msg.env || {};
+    for (const k of Object.keys(env)) process.env[k] = String(env[k]);
+    process.chdir(String(msg.code_dir || '/fn'));
+  } catch (e) {
+    process.stderr.write(`stockade runner: assign failed: ${e}\n`);
+    process.exit(70);
+  }
+  return NO_REPLY;
+}
+
+// A stem cell, before assign: load and run the runtime's warm-up action once, then forget it, so
+// init and run of the real action find their code already compiled. One-way (no reply).
+async function warm(msg) {
+  if (state.assigned || state.started) return NO_REPLY;
+  const pristine = { ...state, digestCache: { key: null, digest: null } };
+  try {
+    // Only a warm-up that is there: a failed init would print to stderr, the action's first logs.
+    const present = typeof msg.code_dir === 'string' && fs.existsSync(path.join(msg.code_dir, 'index.js'));
+    if (present && init({ code_dir: msg.code_dir, main: 'main', env: {} }).ok) {
+      await run({ value: { warm: true }, check: true });
+    }
+  } catch (e) {
+    // A warm-up that fails only leaves the paths cold.
+  } finally {
+    Object.assign(state, pristine);
+  }
+  return NO_REPLY;
+}
+
 async function handle(msg) {
+  if (msg.op === 'assign') return assign(msg);
+  if (msg.op === 'warm') return warm(msg);
+  state.started = true;
   if (msg.op === 'check') return check();
   if (msg.op === 'run') {
     const reply = await run(msg);
@@ -487,6 +533,7 @@ function serve(fd) {
   });
 
   function send(reply) {
+    if (reply === NO_REPLY) return;
     let text;
     if (reply.raw !== undefined) {
       text = reply.raw;

@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -168,6 +169,10 @@ def _describe(value):
         return repr(value)
 
 
+# What a one-way frame (assign) returns: nothing is sent back.
+_NO_REPLY = object()
+
+
 class _Runner:
     """The per-process state: one initialised action, run one frame at a time."""
 
@@ -180,6 +185,8 @@ class _Runner:
         self.digest_cache = {}
         self.cpu_ms = 0
         self.armed = False
+        self.assigned = False
+        self.started = False
 
     # -- framing ---------------------------------------------------------------------------------
 
@@ -226,6 +233,11 @@ class _Runner:
         # Reap at every op boundary: the action may leave children that exit after its run.
         _reap_children()
         op = message.get("op")
+        if op == "assign":
+            return self.assign(message)
+        if op == "warm":
+            return self.warm(message)
+        self.started = True
         if op == "run":
             return self.run(message)
         if op == "check":
@@ -233,6 +245,48 @@ class _Runner:
         if op == "init":
             return self.init(message)
         return {"ok": False, "error": f"Internal error: unknown op {op!r}"}
+
+    def assign(self, message):
+        # A stem cell (started before its action was known) learns its action's environment here,
+        # once, before any other frame; its code was just mounted on /fn, so enter /fn again.
+        # No reply (the host does not wait for one); a runner that cannot take it ends the sandbox.
+        if self.assigned or self.started:
+            print("stockade runner: assign must be the first and only assign frame", file=sys.stderr)
+            os._exit(70)
+        self.assigned = True
+        try:
+            # Only ever lowered (the host sends a limit no higher than the stem cell's).
+            for name, (soft, hard) in (message.get("rlimits") or {}).items():
+                if not str(name).startswith("RLIMIT_"):
+                    raise ValueError(f"not an rlimit: {name}")
+                resource.setrlimit(getattr(resource, str(name)), (int(soft), int(hard)))
+            for key, value in (message.get("env") or {}).items():
+                os.environ[str(key)] = str(value)
+            os.chdir(str(message.get("code_dir") or "/fn"))
+        except BaseException as exc:
+            print(f"stockade runner: assign failed: {exc}", file=sys.stderr)
+            os._exit(70)
+        return _NO_REPLY
+
+    def warm(self, message):
+        # A stem cell, before assign: load and run the runtime's warm-up action once, then forget
+        # it, so init and run of the real action find their code paths already touched. One-way.
+        if self.assigned or self.started:
+            return _NO_REPLY
+        saved_path, saved_cwd = list(sys.path), os.getcwd()
+        try:
+            # A warm-up that fails only leaves the paths cold.
+            with contextlib.suppress(Exception):
+                if self._load({"code_dir": str(message.get("code_dir", "")), "main": "main"}).get("ok"):
+                    self._call({"warm": True}, 60_000)
+                    self.check()
+        finally:
+            self.module = self.fn = None
+            self.main_name, self.code_dir, self.digest_cache = "main", "", {}
+            sys.modules.pop(_MODULE_NAME, None)
+            sys.path[:] = saved_path
+            os.chdir(saved_cwd)
+        return _NO_REPLY
 
     def init(self, message):
         if self.module is not None:
@@ -524,7 +578,8 @@ def serve(control_fd):
                 # A late SIGPROF outside the action's code: report it as the run's failure.
                 _write_sentinels()
                 reply = {"ok": False, "error": "The action exceeded its CPU time limit."}
-            runner.send(reply)
+            if reply is not _NO_REPLY:
+                runner.send(reply)
     except (BrokenPipeError, ConnectionResetError):
         return
     finally:
