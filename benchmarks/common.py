@@ -46,6 +46,9 @@ def start_stockade(
         **os.environ,
         "STOCKADE_LIMITS__INVOCATIONS_PER_MINUTE": "100000000",
         "STOCKADE_LIMITS__CONCURRENT_INVOCATIONS": "1000",
+        # All load comes from one address: at the edge's per-address cap (64) a 64-connection run
+        # plus a connection still closing from the previous run is answered 503 (the cap working).
+        "STOCKADE_HTTP__MAX_CONNECTIONS_PER_ADDRESS": "128",
         "STOCKADE_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
