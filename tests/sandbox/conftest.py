@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,25 @@ StartAction = Callable[..., Awaitable[ActionSandbox]]
 PY_ECHO = "def main(args):\n    return {'echo': args}\n"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def backend() -> AsyncIterator[LinuxSandboxBackend]:
-    """A LinuxSandboxBackend with its zygote, shared by one test module; skips when sandboxes cannot run here."""
-    backend = LinuxSandboxBackend()
+@asynccontextmanager
+async def prepared_backend(**options: Any) -> AsyncIterator[LinuxSandboxBackend]:
+    """A prepared LinuxSandboxBackend (closed on exit); skips when sandboxes cannot run here."""
+    backend = LinuxSandboxBackend(**options)
     reason = backend.facts().unavailable_reason
     if reason:
         pytest.skip(f"Linux sandbox unavailable on this host: {reason}")
     await backend.prepare()
-    yield backend
-    await backend.close()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def backend() -> AsyncIterator[LinuxSandboxBackend]:
+    """A LinuxSandboxBackend with its zygote, shared by one test module; skips when sandboxes cannot run here."""
+    async with prepared_backend() as prepared:
+        yield prepared
 
 
 @pytest.fixture

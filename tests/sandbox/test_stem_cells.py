@@ -24,6 +24,7 @@ from stockade.sandbox.linux import LinuxSandboxBackend
 from stockade.sandbox.linux_sandbox import LinuxSandbox
 from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 
+from .conftest import prepared_backend
 from .test_linux import _children, _memory_contains
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="module")]
@@ -59,13 +60,8 @@ ACTION_ENV = {"GREETING": "hello", "__OW_API_HOST": "https://example.test", "LD_
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stem_backend() -> AsyncIterator[LinuxSandboxBackend]:
     """A backend with one stem cell per runtime (and the module's ordinary backend beside it)."""
-    backend = LinuxSandboxBackend(stem_cells=1, prepared_slots=1)
-    reason = backend.facts().unavailable_reason
-    if reason:
-        pytest.skip(f"Linux sandbox unavailable on this host: {reason}")
-    await backend.prepare()
-    yield backend
-    await backend.close()
+    async with prepared_backend(stem_cells=1, prepared_slots=1) as prepared:
+        yield prepared
 
 
 @pytest.fixture

@@ -503,17 +503,7 @@ class LinuxSandboxBackend:
             self._schedule_refill(_STEM_REFILL_DELAY_S)
             if assigned is not None:
                 self._live.add(assigned)
-                self._started += 1
-                _log.debug(
-                    "sandbox.started",
-                    sandbox_id=assigned.sandbox_id,
-                    label=spec.label,
-                    family=spec.family,
-                    pid=assigned.pid,
-                    stem_cell=True,
-                    setup_ms=round((time.perf_counter() - began) * 1000, 2),
-                )
-                return assigned
+                return self._started_one(assigned, spec, began, stem_cell=True)
         try:
             prepared = self._prepared.pop(0) if self._prepared else None
             try:
@@ -544,13 +534,17 @@ class LinuxSandboxBackend:
             await sandbox.kill()
             _log.warning("sandbox.start_failed", label=spec.label, family=spec.family, error=failure)
             raise SandboxStartError(failure)
+        return self._started_one(sandbox, spec, began, stem_cell=False)
+
+    def _started_one(self, sandbox: LinuxSandbox, spec: SandboxSpec, began: float, *, stem_cell: bool) -> LinuxSandbox:
         self._started += 1
         _log.debug(
             "sandbox.started",
-            sandbox_id=reserved.sandbox_id,
+            sandbox_id=sandbox.sandbox_id,
             label=spec.label,
             family=spec.family,
-            pid=pid,
+            pid=sandbox.pid,
+            stem_cell=stem_cell,
             setup_ms=round((time.perf_counter() - began) * 1000, 2),
         )
         return sandbox

@@ -47,6 +47,14 @@ def _store_error(exc: sqlite3.Error) -> StoreError:
     return StoreError("the store failed")
 
 
+def _connect(path: Path, *pragmas: str) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with the common pragmas."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in (*pragmas, "synchronous=NORMAL", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")  # constants of this module, never input
+    return conn
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
@@ -82,26 +90,14 @@ class SqliteDriver:
             self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self._path.exists():
                 self._path.touch(mode=0o600)
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            return conn
+            return _connect(self._path, "journal_mode=WAL", "busy_timeout=5000")
 
         loop = asyncio.get_running_loop()
         self._conn = await loop.run_in_executor(self._executor, _open)
-
-        def _open_writer() -> sqlite3.Connection:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=0")
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-            return conn
-
         # Opened on the executor; from now on used only on this (the loop's) thread.
-        self._writer = await loop.run_in_executor(self._executor, _open_writer)
+        self._writer = await loop.run_in_executor(
+            self._executor, _connect, self._path, "busy_timeout=0", "wal_autocheckpoint=0"
+        )
 
     async def close(self) -> None:
         """Close the connections and the worker thread."""
