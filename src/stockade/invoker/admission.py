@@ -28,6 +28,7 @@ from stockade.invoker.pool import PoolKey, WarmPool
 __all__ = ["Admission", "Grant", "Waiter"]
 
 T = TypeVar("T")
+K = TypeVar("K")
 # Weight of the newest sample in the run-time and cold-start estimates (exponential average).
 _EWMA = 0.2
 # Waiters per busy sandbox that may wait for it on the estimates alone.
@@ -164,11 +165,7 @@ class Admission(Generic[T]):
 
     def not_busy(self, key: PoolKey) -> None:
         """A granted sandbox of ``key`` is idle again or gone (or its start failed)."""
-        left = self.busy[key] - 1
-        if left > 0:
-            self.busy[key] = left
-        else:
-            self.busy.pop(key, None)
+        _decrement(self.busy, key)
 
     # -- estimates -------------------------------------------------------------------------------
 
@@ -203,11 +200,7 @@ class Admission(Generic[T]):
     def start_done(self, key: PoolKey) -> None:
         """A start granted for ``key`` by ``try_now``/``pump`` ended (either way): its slot is free."""
         self.starting -= 1
-        left = self._starting_ns[key.namespace] - 1
-        if left > 0:
-            self._starting_ns[key.namespace] = left
-        else:
-            self._starting_ns.pop(key.namespace, None)
+        _decrement(self._starting_ns, key.namespace)
         self.pump()
 
     def close(self) -> None:
@@ -249,11 +242,7 @@ class Admission(Generic[T]):
         return any(count > 0 and other != namespace for other, count in self._waiting_ns.items())
 
     def _not_waiting(self, namespace: str) -> None:
-        left = self._waiting_ns[namespace] - 1
-        if left > 0:
-            self._waiting_ns[namespace] = left
-        else:
-            self._waiting_ns.pop(namespace, None)
+        _decrement(self._waiting_ns, namespace)
 
     def _pool_exhausted(self) -> bool:
         """Nothing can be granted to anyone: no idle sandbox and no start slot."""
@@ -269,3 +258,12 @@ class Admission(Generic[T]):
             waiters.popleft()
         if not waiters:
             del self._by_key[waiter.key]
+
+
+def _decrement(counter: collections.Counter[K], key: K) -> None:
+    """One less of ``key``; a key that reaches zero leaves the counter (bounded memory)."""
+    left = counter[key] - 1
+    if left > 0:
+        counter[key] = left
+    else:
+        counter.pop(key, None)
