@@ -253,7 +253,23 @@ async def test_a_stem_cell_is_indistinguishable_from_an_ordinary_start(
     """Nothing of the warm-up or the stem cell's wait shows: modules, sys.path or require cache, globals,
     threads and timers, fds, /tmp, cwd, environment, confinement of the runner and of pid 1."""
     _skip_without(stem_backend, family)
-    spec = _spec(tmp_path, family, "probe", env={"GREETING": "hi", "LD_PRELOAD": "/tmp/x.so"})
+    # Variables the runtime or the loader would act on, malformed names, a NUL, overriding the base.
+    env = {
+        "GREETING": "hi",
+        "LD_PRELOAD": "/tmp/x.so",
+        "LD_LIBRARY_PATH": "/tmp",
+        "PYTHONPATH": "/tmp",
+        "PYTHONSTARTUP": "/tmp/x.py",
+        "__OW_API_KEY": "forged",
+        "BAD=NAME": "v",
+        "": "empty",
+        "NUL": "a\0b",
+        "PATH": "/tmp",
+        "LANG": "C",
+    }
+    if family == "python":
+        env["NODE_OPTIONS"] = "--require /tmp/x.js"
+    spec = _spec(tmp_path, family, "probe", env=env)
     stem = await _stem_start(stem_backend, spec)
     ordinary = await ActionSandbox.start(backend, spec)
     try:
@@ -265,6 +281,9 @@ async def test_a_stem_cell_is_indistinguishable_from_an_ordinary_start(
     assert seen["attacks"] == expected["attacks"]
     assert seen["tmp"] == []
     assert seen["cwd"] == "/fn"
+    for dropped in ("LD_PRELOAD", "LD_LIBRARY_PATH", "NODE_OPTIONS", "BAD=NAME", "", "NUL"):
+        assert dropped not in seen["env"], dropped
+    assert seen["env"]["GREETING"] == "hi"
     if family == "python":
         assert seen["main_modules"] == ["__main__", "main__"] or seen["main_modules"] == ["__main__"]
         assert not any("warmup" in entry for entry in seen["path"]), seen["path"]
