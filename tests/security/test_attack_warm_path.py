@@ -320,3 +320,43 @@ def test_another_process_holding_the_sqlite_write_lock_loses_nothing(platform: t
             lambda: all(guest.get(f"/namespaces/_/activations/{i}").status_code == 200 for i in missing),
             "every acknowledged activation",
         )
+
+
+PY_SECRETS = """
+import os
+def main(args):
+    return {'env': sorted(k for k in os.environ if k.startswith('STOCKADE_T')),
+            'values': sorted(v for k, v in os.environ.items() if k.startswith('STOCKADE_T'))}
+"""
+
+
+@pytest.mark.parametrize("kind", ["python:3", "nodejs:20"])
+def test_a_secret_reaches_its_own_action_once_and_no_other(platform: tuple[Server, str], kind: str) -> None:
+    """A secret wired into one action appears in its runs under its one variable; another action of the
+    namespace and Mallory's same-named action, on stem cells or warm sandboxes, never see it."""
+    server, mallory = platform
+    code = (
+        PY_SECRETS
+        if kind.startswith("python")
+        else (
+            "function main() { const k = Object.keys(process.env).filter((n) => n.startsWith('STOCKADE_T')).sort();"
+            " return { env: k, values: k.map((n) => process.env[n]).sort() }; }\nexports.main = main;\n"
+        )
+    )
+    value = "s3cr3t-" + kind.split(":")[0] + "-" + os.urandom(6).hex()
+    suffix = kind.split(":")[0]
+    with _client(server, server.auth) as guest, _client(server, mallory) as evil:
+        assert guest.put(f"/namespaces/_/secrets/tok{suffix}", json={"value": value}).status_code == 200
+        body = {
+            "exec": {"kind": kind, "code": code},
+            "annotations": [{"key": "secrets", "value": {"STOCKADE_TOKEN": f"tok{suffix}"}}],
+        }
+        r = guest.put(f"/namespaces/_/actions/wired{suffix}?overwrite=true", json=body)
+        assert r.status_code == 200, r.text
+        _put(guest, f"plain{suffix}", code, kind)
+        _put(evil, f"wired{suffix}", code, kind)
+        for _ in range(2):  # the first run (init) and a warm run
+            seen = _result(guest, f"wired{suffix}")["result"]
+            assert seen == {"env": ["STOCKADE_TOKEN"], "values": [value]}, seen
+            assert _result(guest, f"plain{suffix}")["result"] == {"env": [], "values": []}
+            assert _result(evil, f"wired{suffix}")["result"] == {"env": [], "values": []}
