@@ -504,3 +504,27 @@ async def test_a_stem_cell_taken_during_a_refill_is_replaced(
     finally:
         gate.set()
         await sandbox.kill()
+
+
+async def test_an_action_cannot_raise_the_cpu_backstop_its_stem_cell_lowered(
+    stem_backend: LinuxSandboxBackend, tmp_path: Path
+) -> None:
+    """A Python stem cell lowers RLIMIT_CPU for a short timeout at assignment: the hard limit goes down
+    too, so the action cannot raise it back to the stem cell's (no CAP_SYS_RESOURCE)."""
+    code = (
+        "import resource\n"
+        "def main(a):\n"
+        "    try:\n"
+        "        resource.setrlimit(resource.RLIMIT_CPU, (605, 605))\n"
+        "        raised = True\n"
+        "    except (ValueError, OSError) as exc:\n"
+        "        raised = type(exc).__name__\n"
+        "    return {'raised': raised, 'cpu': list(resource.getrlimit(resource.RLIMIT_CPU))}\n"
+    )
+    sandbox = await _stem_start(stem_backend, _spec(tmp_path, "python", "raise-cpu", code, timeout_ms=1000))
+    try:
+        seen = (await sandbox.run())["result"]
+    finally:
+        await sandbox.kill()
+    assert seen["raised"] is not True, seen
+    assert seen["cpu"] == [60, 65], seen
