@@ -88,6 +88,7 @@ def main(args):
         'tmp': sorted(os.listdir('/tmp')),
         'cwd': os.getcwd(),
         'env': dict(os.environ),
+        'tz': [list(__import__('time').tzname), __import__('time').localtime(0).tm_hour],
         'itimer': list(signal.getitimer(signal.ITIMER_PROF)),
         'self': _status('self'),
         'pid1': _status(1),
@@ -170,6 +171,8 @@ async function main(args) {
     tmp: fs.readdirSync('/tmp').sort(),
     cwd: process.cwd(),
     env: { ...process.env },
+    envProto: String(process.env.__proto__ === Object.prototype),
+    tz: [Intl.DateTimeFormat().resolvedOptions().timeZone, new Date(0).getHours(), new Date(0).toString()],
     self: status('self'),
     pid1: status(1),
     children: fs.readFileSync('/proc/1/task/1/children', 'utf8').trim().split(/\s+/),
@@ -266,6 +269,10 @@ async def test_a_stem_cell_is_indistinguishable_from_an_ordinary_start(
         "NUL": "a\0b",
         "PATH": "/tmp",
         "LANG": "C",
+        # Read by the runtime at boot in the ordinary start, set afterwards on a stem cell.
+        "TZ": "Asia/Tokyo",
+        "__proto__": "x",
+        "constructor": "y",
     }
     if family == "python":
         env["NODE_OPTIONS"] = "--require /tmp/x.js"
