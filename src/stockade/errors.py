@@ -22,6 +22,7 @@ __all__ = [
     "PlatformError",
     "ServiceUnavailableError",
     "StorageFullError",
+    "StoreBusyError",
     "StoreError",
     "ThrottledError",
     "UnauthenticatedError",
@@ -169,6 +170,15 @@ class StorageFullError(StoreError):
     code = "insufficient_storage"
     exit_code = 7
     default_message = "The platform cannot store this change now (its storage is full or read-only); retry later."
+
+
+class StoreBusyError(StoreError):
+    """Another process held the store's write lock past the wait: 503, nothing was written; retry later."""
+
+    status = 503
+    code = "unavailable"
+    exit_code = 7
+    default_message = "The platform's store is busy (its write lock is held elsewhere); retry later."
 
 
 class ServiceUnavailableError(PlatformError):

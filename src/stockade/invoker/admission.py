@@ -13,7 +13,12 @@ Policy (OpenWhisk's container pool buffers runs the same way):
   so a tenant flooding cold starts delays another's by one start at most, not by its whole queue;
 - a run of a key with busy sandboxes may wait for one of them (``warm_until``) instead of
   starting, when a warm run is expected sooner than a cold start; a released sandbox goes
-  straight to the longest waiter of its key.
+  straight to the longest waiter of its key;
+- while the pool is full and another namespace's run waits, a namespace holding at least
+  ``max_sandboxes - 1`` sandboxes takes no more (no hand-over, no idle one, no start): its released
+  sandbox goes to the pool, where the other namespace's start may evict it. Otherwise one tenant
+  keeping a backlog of one action would pass each released sandbox to itself and hold the whole
+  pool until its backlog drained.
 """
 
 from __future__ import annotations
@@ -96,6 +101,8 @@ class Admission(Generic[T]):
         """A grant at once when something is free for ``key``; None means: wait (``enqueue``)."""
         if self._closed:
             raise RuntimeError("invoker is closed")
+        if self._over_share(key.namespace):
+            return None
         session = self._pool.take(key)  # counts the pool's hit or miss once per run
         if session is not None:
             self.busy[key] += 1
@@ -151,7 +158,10 @@ class Admission(Generic[T]):
     # -- giving back -----------------------------------------------------------------------------
 
     def hand_over(self, key: PoolKey, session: T) -> bool:
-        """Give a released sandbox of ``key`` to its longest waiter (it stays busy); False if none."""
+        """Give a released sandbox of ``key`` to its longest waiter (it stays busy); False if none,
+        or if its namespace holds its share of a full pool while another namespace waits."""
+        if self._over_share(key.namespace):
+            return False
         waiters = self._by_key.get(key)
         while waiters:
             waiter = waiters.popleft()
@@ -215,6 +225,8 @@ class Admission(Generic[T]):
     # -- internals -------------------------------------------------------------------------------
 
     def _try(self, key: PoolKey, warm_until: float, loop_now: float) -> Grant[T] | None:
+        if self._over_share(key.namespace):
+            return None
         if self._pool.has_idle(key):
             session = self._pool.take(key)
             if session is not None:
@@ -241,8 +253,19 @@ class Admission(Generic[T]):
     def _others_wait(self, namespace: str) -> bool:
         return any(count > 0 and other != namespace for other, count in self._waiting_ns.items())
 
+    def _over_share(self, namespace: str) -> bool:
+        """The pool is full, ``namespace`` holds at least all but one of its sandboxes, and another waits."""
+        pool = self._pool
+        if pool.live < pool.max_sandboxes or not self._others_wait(namespace):
+            return False
+        held = sum(count for key, count in self.busy.items() if key.namespace == namespace)
+        return held >= max(1, pool.max_sandboxes - 1)
+
     def _not_waiting(self, namespace: str) -> None:
         _decrement(self._waiting_ns, namespace)
+        if namespace not in self._waiting_ns and not self._closed and self._pool.live >= self._pool.max_sandboxes:
+            # Another namespace held back for this one (``_over_share``) may take its turn now.
+            self.pump()
 
     def _pool_exhausted(self) -> bool:
         """Nothing can be granted to anyone: no idle sandbox and no start slot."""

@@ -179,6 +179,8 @@ class LinuxSandboxBackend:
         self._prepared_target = prepared_slots
         self._prepared: list[_Prepared] = []
         self._refill_task: asyncio.Task[None] | None = None
+        # Set when a refill is asked for while one runs: the running one makes another pass.
+        self._refill_again = False
         self._stem_target = stem_cells
         self._stems: dict[RuntimeFamily, list[_Stem]] = {"python": [], "nodejs": []}
         self._stem_hits = self._stem_misses = self._stem_attach_failures = 0
@@ -349,12 +351,22 @@ class LinuxSandboxBackend:
         # Stem cells first (each takes a parked child), then the parked children again.
         if delay_s:
             await asyncio.sleep(delay_s)
-        await self._refill_stems()
-        await self._refill()
+        while True:
+            self._refill_again = False
+            await self._refill_stems()
+            await self._refill()
+            # A start that took a stem cell or a parked child while this pass was past its check
+            # asked for another pass; without it, that one would stay missing until the next start.
+            if not self._refill_again or self._closed:
+                return
 
     def _schedule_refill(self, delay_s: float = 0.0) -> None:
-        if (self._prepared_target or self._stem_target) and (self._refill_task is None or self._refill_task.done()):
+        if not (self._prepared_target or self._stem_target):
+            return
+        if self._refill_task is None or self._refill_task.done():
             self._refill_task = asyncio.ensure_future(self._refill_all(delay_s))
+        else:
+            self._refill_again = True
 
     # -- stem cells ---------------------------------------------------------------------------------
 

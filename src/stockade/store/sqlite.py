@@ -1,7 +1,10 @@
-"""SQLite driver: the embedded default. WAL, two connections, each used from one thread only.
+"""SQLite driver: the embedded default. WAL, three connections, each used from one thread only.
 
-- ``_conn`` (reads, scripts, large transactions, and any write that would wait for a lock) is
+- ``_conn`` (scripts, large transactions, and any write that would wait for a lock) is
   used only on ``self._executor``'s single thread.
+- ``_reader`` (reads) is used only on ``self._read_executor``'s single thread: a WAL reader never
+  waits for a writer, so a read is never queued behind a write waiting for a lock that another
+  process holds (``sqlite3``, an admin command).
 - ``_writer`` runs small transactions inline on the event loop's thread: a commit in WAL mode
   with ``synchronous=NORMAL`` is tens of microseconds of C, cheaper than handing it to a thread
   (issue 16: the hand-off and the GIL contention it caused cost more than the write). It never
@@ -22,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stockade.errors import StorageFullError, StoreError
+from stockade.errors import StorageFullError, StoreBusyError, StoreError
 from stockade.store.sql import Row, SqlStore, Step, already_exists, concurrent_modification
 
 __all__ = ["SqliteDriver", "open_sqlite_store"]
@@ -44,6 +47,9 @@ def _store_error(exc: sqlite3.Error) -> StoreError:
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL):
         return StorageFullError()
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        # The lock stayed taken (another process) past busy_timeout: retryable, nothing written.
+        return StoreBusyError()
     return StoreError("the store failed")
 
 
@@ -68,7 +74,9 @@ class SqliteDriver:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockade-sqlite")
+        self._read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockade-sqlite-read")
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._inline_commits = 0
         self._checkpoint: asyncio.Future[Any] | None = None
@@ -81,6 +89,15 @@ class SqliteDriver:
         try:
             return await loop.run_in_executor(self._executor, fn, conn)
         except sqlite3.Error as exc:  # foreign exceptions stop here (house style rule 6)
+            raise _store_error(exc) from None
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._reader
+        if conn is None:
+            raise StoreError("store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._read_executor, fn, conn)
+        except sqlite3.Error as exc:
             raise _store_error(exc) from None
 
     async def connect(self) -> None:
@@ -99,6 +116,14 @@ class SqliteDriver:
             self._executor, _connect, self._path, "busy_timeout=0", "wal_autocheckpoint=0"
         )
 
+        def _open_reader() -> sqlite3.Connection:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            return conn
+
+        self._reader = await loop.run_in_executor(self._read_executor, _open_reader)
+
     async def close(self) -> None:
         """Close the connections and the worker thread."""
         if self._checkpoint is not None:
@@ -106,19 +131,23 @@ class SqliteDriver:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._reader is not None:
+            await self._read(lambda c: c.close())
+            self._reader = None
         if self._conn is not None:
             await self._run(lambda c: c.close())
             self._conn = None
+        self._read_executor.shutdown(wait=True)
         self._executor.shutdown(wait=True)
 
     async def fetchone(self, sql: str, args: tuple[Any, ...] = ()) -> Row | None:
         """First row."""
-        row = await self._run(lambda c: c.execute(sql, args).fetchone())
+        row = await self._read(lambda c: c.execute(sql, args).fetchone())
         return tuple(row) if row is not None else None
 
     async def fetchall(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
         """All rows."""
-        rows = await self._run(lambda c: c.execute(sql, args).fetchall())
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
         return [tuple(r) for r in rows]
 
     async def transaction(self, steps: Sequence[Step]) -> list[int]:
