@@ -116,13 +116,9 @@ class SqliteDriver:
             self._executor, _connect, self._path, "busy_timeout=0", "wal_autocheckpoint=0"
         )
 
-        def _open_reader() -> sqlite3.Connection:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA query_only=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            return conn
-
-        self._reader = await loop.run_in_executor(self._read_executor, _open_reader)
+        self._reader = await loop.run_in_executor(
+            self._read_executor, _connect, self._path, "query_only=ON", "busy_timeout=5000"
+        )
 
     async def close(self) -> None:
         """Close the connections and the worker thread."""
