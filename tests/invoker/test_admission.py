@@ -20,7 +20,19 @@ class Box:
         self.runs = 0
 
 
-async def simulate(seed: int, *, runs: int, keys: int, max_sandboxes: int, max_starts: int) -> dict[str, int]:
+async def simulate(
+    seed: int,
+    *,
+    runs: int,
+    keys: int,
+    max_sandboxes: int,
+    max_starts: int,
+    namespaces: int = 1,
+    failure_rate: float = 0.05,
+) -> dict[str, int]:
+    """Random interleavings of ``runs`` runs; with several ``namespaces`` the first one floods a
+    single action while the others spread over ``keys`` actions. ``failure_rate``: the share of
+    failed starts and of sandboxes destroyed after their run."""
     rng = random.Random(seed)
     pool: WarmPool[Box] = WarmPool(clock=SystemClock(), max_sandboxes=max_sandboxes, idle_ttl_ms=60_000, max_runs=7)
     admission: Admission[Box] = Admission(pool, max_starts=max_starts, warm_wait_s=0.002)
@@ -45,7 +57,9 @@ async def simulate(seed: int, *, runs: int, keys: int, max_sandboxes: int, max_s
 
     async def one(n: int) -> None:
         nonlocal most_starting, starts
-        key = PoolKey("ns", f"/ns/a{n % keys}", "0.0.1")
+        namespace = f"ns{n % namespaces}"
+        action = 0 if namespaces > 1 and n % namespaces == 0 else n % keys
+        key = PoolKey(namespace, f"/{namespace}/a{action}", "0.0.1")
         await asyncio.sleep(rng.random() * 0.01)
         prefer = admission.prefers_warm(key, "python:3") or rng.random() < 0.3
         grant: Grant[Box] | None = admission.try_now(key, prefer_warm=prefer)
@@ -61,8 +75,6 @@ async def simulate(seed: int, *, runs: int, keys: int, max_sandboxes: int, max_s
                     if granted.session is not None:
                         release(granted.session)
                     else:
-                        for victim in granted.evicted:
-                            del victim
                         pool.discard()
                         admission.not_busy(key)
                         admission.start_done(key)
@@ -73,23 +85,23 @@ async def simulate(seed: int, *, runs: int, keys: int, max_sandboxes: int, max_s
             starts += 1
             most_starting = max(most_starting, admission.starting)
             await asyncio.sleep(rng.random() * 0.004)  # the start
-            if rng.random() < 0.05:
+            if rng.random() < failure_rate:
                 pool.discard()
                 admission.not_busy(key)
                 admission.start_done(key)
                 return  # a failed start
             box = Box(key)
             admission.start_done(key)
-        assert box.key == key  # never another key's sandbox
+        assert box.key == key  # never another key's (or namespace's) sandbox
         await asyncio.sleep(rng.random() * 0.002)  # the run
         box.runs += 1
         admission.learn(key, "python:3", 0.001, 0.004)
-        if rng.random() < 0.05:
+        if rng.random() < failure_rate:
             destroy(box)
         else:
             release(box)
 
-    await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(runs))), timeout=60)
+    await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(runs))), timeout=120)
     assert admission.waiting == 0
     assert not admission.busy
     assert admission.starting == 0
@@ -102,6 +114,22 @@ async def test_random_interleavings_lose_no_grant(seed: int) -> None:
     figures = await simulate(seed, runs=400, keys=1 + seed % 5, max_sandboxes=2 + seed % 4, max_starts=1 + seed % 3)
     assert figures["most_starting"] <= 1 + seed % 3
     assert figures["starts"] >= 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_several_namespaces_on_a_small_pool_lose_no_grant(seed: int) -> None:
+    """Random interleavings of 2-4 namespaces on a 1-4 sandbox pool (the fairness rule of the attack
+    pass, tests/security/test_attack_admission.py): every run is served (a lost wake-up would hang
+    here), nothing is left busy or waiting, no sandbox crosses keys."""
+    await simulate(
+        seed,
+        runs=300,
+        keys=3,
+        namespaces=2 + seed % 3,
+        max_sandboxes=1 + seed % 4,
+        max_starts=1 + seed % 2,
+        failure_rate=0.0,
+    )
 
 
 async def test_a_closed_admission_fails_its_waiters() -> None:
