@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,7 @@ import pytest_asyncio
 
 from stockade.sandbox.harness import ActionSandbox, write_action
 from stockade.sandbox.linux import LinuxSandboxBackend
-from stockade.sandbox.spec import SandboxSpec
+from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 
 StartAction = Callable[..., Awaitable[ActionSandbox]]
 PY_ECHO = "def main(args):\n    return {'echo': args}\n"
@@ -39,6 +40,30 @@ async def backend() -> AsyncIterator[LinuxSandboxBackend]:
     """A LinuxSandboxBackend with its zygote, shared by one test module; skips when sandboxes cannot run here."""
     async with prepared_backend() as prepared:
         yield prepared
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stem_backend() -> AsyncIterator[LinuxSandboxBackend]:
+    """A backend with one stem cell per runtime (the module's ordinary ``backend`` has none)."""
+    async with prepared_backend(stem_cells=1, prepared_slots=1) as prepared:
+        yield prepared
+
+
+async def until(predicate: Callable[[], bool], what: str, *, attempts: int = 1000) -> None:
+    """Wait for background work (a stem refill, a death), ``attempts`` x 10 ms at most.
+
+    Not a timed assertion: the bound only turns a hang into a failure.
+    """
+    for _ in range(attempts):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+async def stem_ready(backend: LinuxSandboxBackend, family: RuntimeFamily, *, attempts: int = 1000) -> None:
+    """Wait until ``backend`` holds a ready stem cell of ``family``."""
+    await until(lambda: backend.stem_statistics().ready[family] >= 1, f"a {family} stem cell", attempts=attempts)
 
 
 @pytest.fixture

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from stockade.sandbox.harness import ActionSandbox, write_action
 from stockade.sandbox.linux import LinuxSandboxBackend
 from stockade.sandbox.linux_sandbox import LinuxSandbox
 from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 
+from .conftest import stem_ready
 from .test_linux import _children
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="module")]
@@ -204,36 +203,15 @@ _HEADER = struct.Struct(">I")
 _REFUSED = {"EPERM", "EACCES", "EROFS", "ENOSYS", "EINVAL", "ENOENT"}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stem_backend() -> AsyncIterator[LinuxSandboxBackend]:
-    """A backend with one stem cell per runtime (the module's ordinary ``backend`` has none)."""
-    backend = LinuxSandboxBackend(stem_cells=1, prepared_slots=1)
-    reason = backend.facts().unavailable_reason
-    if reason:
-        pytest.skip(f"Linux sandbox unavailable on this host: {reason}")
-    await backend.prepare()
-    yield backend
-    await backend.close()
-
-
 def _skip_without(backend: LinuxSandboxBackend, family: RuntimeFamily) -> None:
     error = backend.facts().node_runner_error if family == "nodejs" else backend.facts().python_runner_error
     if error:
         pytest.skip(f"{family} sandboxes unavailable: {error}")
 
 
-async def _until(predicate: Callable[[], bool], what: str) -> None:
-    # Waiting for background work (the refill), not a timed assertion: generous bound.
-    for _ in range(1500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 async def _stem_start(backend: LinuxSandboxBackend, spec: SandboxSpec) -> ActionSandbox:
     """Start ``spec`` on a stem cell (asserting that a stem cell served it)."""
-    await _until(lambda: backend.stem_statistics().ready[spec.family] >= 1, f"a {spec.family} stem cell")
+    await stem_ready(backend, spec.family, attempts=1500)
     hits = backend.stem_statistics().hits
     sandbox = await ActionSandbox.start(backend, spec)
     assert backend.stem_statistics().hits == hits + 1, "the stem cell did not serve this start"
@@ -464,7 +442,7 @@ async def test_pid_1_of_a_stem_cell_is_the_confined_reaper_seen_from_the_host(
 ) -> None:
     """From the host: a waiting stem cell's pid 1 and runner have no capabilities, no_new_privs, seccomp
     filters (pid 1: two), and a host uid of their slot (never 0)."""
-    await _until(lambda: stem_backend.stem_statistics().ready["python"] >= 1, "a python stem cell")
+    await stem_ready(stem_backend, "python", attempts=1500)
     (stem,) = stem_backend._stems["python"]
     pid1 = stem.sandbox.pid
     (runner,) = _children(pid1)
@@ -488,7 +466,7 @@ async def test_a_stem_cell_taken_during_a_refill_is_replaced(
     """Draining the stem cells: one taken while a background refill is past its check is replaced by
     that refill (found by this module: before the fix it stayed missing until the next start, so
     every other start of a busy host missed its stem cell)."""
-    await _until(lambda: stem_backend.stem_statistics().ready["python"] >= 1, "a python stem cell")
+    await stem_ready(stem_backend, "python", attempts=1500)
     entered, gate = asyncio.Event(), asyncio.Event()
     original = stem_backend._refill
 

@@ -12,19 +12,17 @@ import asyncio
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from stockade.sandbox.harness import ActionSandbox, write_action
 from stockade.sandbox.linux import LinuxSandboxBackend
 from stockade.sandbox.linux_sandbox import LinuxSandbox
 from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 
-from .conftest import prepared_backend
+from .conftest import stem_ready, until
 from .test_linux import _children, _memory_contains
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="module")]
@@ -57,32 +55,12 @@ PROBES: dict[RuntimeFamily, str] = {"python": PY_PROBE, "nodejs": JS_PROBE}
 ACTION_ENV = {"GREETING": "hello", "__OW_API_HOST": "https://example.test", "LD_PRELOAD": "/tmp/x.so"}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stem_backend() -> AsyncIterator[LinuxSandboxBackend]:
-    """A backend with one stem cell per runtime (and the module's ordinary backend beside it)."""
-    async with prepared_backend(stem_cells=1, prepared_slots=1) as prepared:
-        yield prepared
-
-
 @pytest.fixture
 def needs_node(stem_backend: LinuxSandboxBackend) -> None:
     """Skip (with the reason) where Node.js cannot run in a sandbox."""
     error = stem_backend.facts().node_runner_error
     if error:
         pytest.skip(f"Node.js sandboxes unavailable: {error}")
-
-
-async def _until(predicate: Callable[[], bool], what: str) -> None:
-    # Waiting for background work (the refill), not a timed assertion: generous bound.
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
-async def _stem_ready(backend: LinuxSandboxBackend, family: RuntimeFamily) -> None:
-    await _until(lambda: backend.stem_statistics().ready[family] >= 1, f"a {family} stem cell")
 
 
 async def _start(backend: LinuxSandboxBackend, spec: SandboxSpec) -> ActionSandbox:
@@ -100,7 +78,7 @@ async def test_a_stem_cell_takes_the_action_code_read_only_with_the_ordinary_env
     """Hit: /fn holds the code (ro, nosuid, nodev, noexec), cwd is /fn, the environment equals the ordinary start's."""
     if family == "nodejs" and stem_backend.facts().node_runner_error:
         pytest.skip(f"Node.js sandboxes unavailable: {stem_backend.facts().node_runner_error}")
-    await _stem_ready(stem_backend, family)
+    await stem_ready(stem_backend, family)
     hits = stem_backend.stem_statistics().hits
     spec = _spec(tmp_path, family, "probe", env=ACTION_ENV)
     stem = await _start(stem_backend, spec)
@@ -133,10 +111,10 @@ async def test_a_stem_cell_serves_one_action_only(
     """Two actions get two different sandboxes; each sees only its own code; an assigned one is never pooled."""
     if family == "nodejs" and stem_backend.facts().node_runner_error:
         pytest.skip(f"Node.js sandboxes unavailable: {stem_backend.facts().node_runner_error}")
-    await _stem_ready(stem_backend, family)
+    await stem_ready(stem_backend, family)
     first = await _start(stem_backend, _spec(tmp_path, family, "first"))
     assert stem_backend.stem_statistics().ready[family] == 0  # taken, not shared
-    await _stem_ready(stem_backend, family)
+    await stem_ready(stem_backend, family)
     second = await _start(stem_backend, _spec(tmp_path, family, "second", env={"WHO": "second"}))
     try:
         assert first.process.sandbox_id != second.process.sandbox_id
@@ -157,8 +135,8 @@ async def test_limits_a_stem_cell_cannot_match_take_the_ordinary_start(
     stem_backend: LinuxSandboxBackend, tmp_path: Path, needs_node: None
 ) -> None:
     """Miss: another Node.js heap (memory), another CPU backstop (timeout), another process cap, a boot-time variable."""
-    await _stem_ready(stem_backend, "nodejs")
-    await _stem_ready(stem_backend, "python")
+    await stem_ready(stem_backend, "nodejs")
+    await stem_ready(stem_backend, "python")
     before = stem_backend.stem_statistics()
     specs = [
         _spec(tmp_path, "nodejs", "memory", memory_mb=512),
@@ -184,7 +162,7 @@ async def test_a_python_stem_cell_lowers_its_cpu_backstop_for_a_shorter_timeout(
     """A timeout under 60 s still hits a Python stem cell, whose runner ends with the ordinary start's RLIMIT_CPU."""
     code = "import resource\ndef main(a):\n    return {'cpu': list(resource.getrlimit(resource.RLIMIT_CPU))}\n"
     spec = _spec(tmp_path, "python", "short", code, timeout_ms=61_000 - 60_000)  # 1 s
-    await _stem_ready(stem_backend, "python")
+    await stem_ready(stem_backend, "python")
     hits = stem_backend.stem_statistics().hits
     stem = await _start(stem_backend, spec)
     ordinary = await _start(backend, spec)
@@ -202,7 +180,7 @@ async def test_memory_limit_is_applied_to_a_python_stem_cell(stem_backend: Linux
     """In root mode a Python stem serves any memory limit: its cgroup takes the action's limits."""
     if stem_backend.facts().mode != "root" or stem_backend.facts().cgroup_layout is None:
         pytest.skip("cgroup limits need root mode with cgroups")
-    await _stem_ready(stem_backend, "python")
+    await stem_ready(stem_backend, "python")
     hits = stem_backend.stem_statistics().hits
     sandbox = await _start(stem_backend, _spec(tmp_path, "python", "mem", memory_mb=128))
     try:
@@ -220,7 +198,7 @@ async def test_a_failed_attach_kills_the_stem_cell_and_falls_back(
     stem_backend: LinuxSandboxBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The zygote's helper cannot join the namespaces it is pointed at: the stem dies, the start still succeeds."""
-    await _stem_ready(stem_backend, "python")
+    await stem_ready(stem_backend, "python")
     (stem,) = stem_backend._stems["python"]
     stem_pid = stem.sandbox.pid
     # A pidfd of a process that is no sandbox (this test process): setns into our own user
@@ -247,10 +225,10 @@ async def test_a_failed_attach_kills_the_stem_cell_and_falls_back(
 
 async def test_a_stem_cell_that_died_is_not_used(stem_backend: LinuxSandboxBackend, tmp_path: Path) -> None:
     """A stem cell killed while waiting is detected at assignment; the start falls back."""
-    await _stem_ready(stem_backend, "python")
+    await stem_ready(stem_backend, "python")
     (stem,) = stem_backend._stems["python"]
     os.kill(stem.sandbox.pid, signal.SIGKILL)
-    await _until(lambda: not stem.sandbox.is_alive(), "the stem cell to die")
+    await until(lambda: not stem.sandbox.is_alive(), "the stem cell to die")
     failures = stem_backend.stem_statistics().attach_failures
     sandbox = await _start(stem_backend, _spec(tmp_path, "python", "after-death"))
     try:
@@ -266,14 +244,14 @@ async def test_stem_cells_hold_no_environment_or_secret_before_assignment(
     """A waiting stem cell has the base environment only; after an action with a secret ran, neither the
     next stem cell, the zygote nor its helpers hold that secret."""
     token = f"s3cr3t-{secrets.token_hex(12)}"
-    await _stem_ready(stem_backend, "python")
+    await stem_ready(stem_backend, "python")
     code = "import os\ndef main(a):\n    return {'has': os.environ.get('STOCKADE_T') == a.get('t')}\n"
     sandbox = await _start(stem_backend, _spec(tmp_path, "python", "secret", code, env={"STOCKADE_T": token}))
     try:
         assert (await sandbox.run({"t": token}))["result"] == {"has": True}
         (runner,) = _children(sandbox.process.pid)
         assert _memory_contains(runner, token.encode())  # positive control
-        await _stem_ready(stem_backend, "python")
+        await stem_ready(stem_backend, "python")
         await asyncio.sleep(0.2)  # the zygote forks its next attach helper once idle
         (fresh,) = stem_backend._stems["python"]
         stem_runner = _children(fresh.sandbox.pid)[0]
