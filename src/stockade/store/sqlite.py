@@ -61,6 +61,18 @@ def _connect(path: Path, *pragmas: str) -> sqlite3.Connection:
     return conn
 
 
+async def _on(
+    executor: ThreadPoolExecutor, conn: sqlite3.Connection | None, fn: Callable[[sqlite3.Connection], T]
+) -> T:
+    """``fn(conn)`` on ``executor``, the one thread ``conn`` is used from."""
+    if conn is None:
+        raise StoreError("store is not open")
+    try:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, conn)
+    except sqlite3.Error as exc:  # foreign exceptions stop here (house style rule 6)
+        raise _store_error(exc) from None
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
@@ -82,23 +94,10 @@ class SqliteDriver:
         self._checkpoint: asyncio.Future[Any] | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._conn
-        if conn is None:
-            raise StoreError("store is not open")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, conn)
-        except sqlite3.Error as exc:  # foreign exceptions stop here (house style rule 6)
-            raise _store_error(exc) from None
+        return await _on(self._executor, self._conn, fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._reader
-        if conn is None:
-            raise StoreError("store is not open")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._read_executor, fn, conn)
-        except sqlite3.Error as exc:
-            raise _store_error(exc) from None
+        return await _on(self._read_executor, self._reader, fn)
 
     async def connect(self) -> None:
         """Open the database file (created with mode 0600) in WAL mode."""
@@ -121,7 +120,7 @@ class SqliteDriver:
         )
 
     async def close(self) -> None:
-        """Close the connections and the worker thread."""
+        """Close the connections and the worker threads."""
         if self._checkpoint is not None:
             await asyncio.gather(self._checkpoint, return_exceptions=True)
         if self._writer is not None:
@@ -173,8 +172,7 @@ class SqliteDriver:
             except sqlite3.Error:
                 # A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) can leave the transaction open:
                 # roll it back, or every later BEGIN on this connection would fail too.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             return counts
 
