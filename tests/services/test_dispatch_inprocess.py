@@ -96,3 +96,57 @@ def test_placement_prefers_the_home_and_overflows_when_it_is_full(cluster_api):
     request = api.runner.requests[-1]
     assert dispatcher.place(request) == workers[0].invoker_id
     assert dispatcher.place(request, exclude=(workers[0].invoker_id,)) in {"any", *dispatcher.members}
+
+
+def test_an_unreadable_heartbeat_bucket_keeps_the_members_as_last_seen(cluster_api, monkeypatch):
+    """A NATS hiccup is not every invoker gone: runs keep their placement and nothing is lost."""
+    api, dispatcher, workers = cluster_api
+    assert (
+        api.put(f"{A}/h", json={"exec": {"kind": "python:3", "code": "def main(a):\n    return {}\n"}}).status_code
+        == 200
+    )
+    assert api.post(f"{A}/h?blocking=true", json={}).status_code == 200
+    member = workers[0].invoker_id
+    assert member in dispatcher.members
+
+    async def unavailable(*args, **kwargs):
+        raise TimeoutError("nats: timeout")
+
+    monkeypatch.setattr(dispatcher._js, "stream_info", unavailable)
+    with pytest.raises(TimeoutError):
+        api.client.portal.call(dispatcher.refresh_members)
+    with pytest.raises(TimeoutError):
+        api.client.portal.call(dispatcher.live_controllers)
+    assert member in dispatcher.members
+    request = api.runner.requests[-1]
+    assert dispatcher.place(request) == member
+    r = api.post(f"{A}/h?blocking=true&result=true", json={})
+    assert r.status_code == 200, r.text
+    assert workers[0].runs == 2
+
+
+def test_live_keys_lists_the_keys_holding_a_value_and_leaves_out_deleted_ones(nats_url):
+    import asyncio
+
+    import nats as nats_client
+    from nats.js.api import KeyValueConfig
+
+    from stockade.cluster.jetstream import live_keys
+
+    async def scenario():
+        nc = await nats_client.connect(nats_url)
+        js = nc.jetstream()
+        bucket = f"t{secrets.token_hex(4)}"
+        kv = await js.create_key_value(KeyValueConfig(bucket=bucket, ttl=30.0, history=1))
+        try:
+            assert await live_keys(js, kv, bucket) == {}
+            await kv.put("a", b'{"slots": 1}')
+            await kv.put("b", b"{}")
+            await kv.put("a", b'{"slots": 2}')
+            await kv.delete("b")
+            return await live_keys(js, kv, bucket)
+        finally:
+            await js.delete_key_value(bucket)
+            await nc.close()
+
+    assert asyncio.run(scenario()) == {"a": b'{"slots": 2}'}

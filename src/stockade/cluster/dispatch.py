@@ -24,10 +24,18 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from stockade.cluster.jetstream import connect, ensure_controllers_bucket, ensure_invokers_bucket, ensure_run_stream
+from stockade.cluster.jetstream import (
+    connect,
+    ensure_controllers_bucket,
+    ensure_invokers_bucket,
+    ensure_run_stream,
+    live_keys,
+)
 from stockade.cluster.ring import HashRing
 from stockade.cluster.wire import (
     ANY_SUBJECT,
+    CONTROLLERS_BUCKET,
+    INVOKERS_BUCKET,
     RESULT_PREFIX,
     RunMessage,
     envelope_context,
@@ -94,7 +102,10 @@ class DispatchRunner:
         self._controllers = await ensure_controllers_bucket(self._js, self._settings.dead_after_s)
         await self._controllers.put(self.controller_id, b"{}")
         await self._nc.subscribe(self._reply_subject, cb=self._on_result)
-        await self.refresh_members()
+        try:
+            await self.refresh_members()
+        except Exception:
+            log.warning("dispatch.members_unavailable")  # the watch below keeps trying
         self._watch = asyncio.create_task(self._watch_members())
 
     async def close(self) -> None:
@@ -115,20 +126,20 @@ class DispatchRunner:
         return dict(self._members)
 
     async def refresh_members(self) -> None:
-        """Read the heartbeat bucket; re-place or close runs whose invoker is gone."""
+        """Read the heartbeat bucket; re-place or close runs whose invoker is gone.
+
+        When the bucket cannot be read, the error propagates and the members stay as last seen:
+        an outage of NATS is not read as every invoker gone.
+        """
+        assert self._js is not None
         assert self._kv is not None
         members: dict[str, Heartbeat] = {}
-        try:
-            keys = await self._kv.keys()
-        except Exception:
-            keys = []
-        for key in keys:
+        for key, value in (await live_keys(self._js, self._kv, INVOKERS_BUCKET)).items():
             try:
-                entry = await self._kv.get(key)
-                body = json.loads(entry.value or b"{}")
+                body = json.loads(value or b"{}")
                 members[key] = Heartbeat(int(body["slots"]), int(body["busy"]))
-            except Exception:
-                log.debug("dispatch.member_gone", invoker=key)  # expired between keys() and get()
+            except (ValueError, KeyError, TypeError):
+                log.warning("dispatch.member_unreadable", invoker=key)
         if set(members) != set(self._members):
             log.info("dispatch.members", live=sorted(members))
             self._ring = HashRing(members)
@@ -139,12 +150,13 @@ class DispatchRunner:
                 await self._lost(activation_id, pending)
 
     async def live_controllers(self) -> frozenset[str]:
-        """The controllers heartbeating now (this one included once it has beaten)."""
+        """The controllers heartbeating now (this one included once it has beaten).
+
+        Raises when the bucket cannot be read: a caller must not take an outage for "none alive".
+        """
+        assert self._js is not None
         assert self._controllers is not None
-        try:
-            return frozenset(await self._controllers.keys())
-        except Exception:
-            return frozenset()
+        return frozenset(await live_keys(self._js, self._controllers, CONTROLLERS_BUCKET))
 
     async def _watch_members(self) -> None:
         period = min(self._settings.heartbeat_s, 1.0)

@@ -12,12 +12,12 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from stockade.cluster.wire import CONTROLLERS_BUCKET, INVOKE_PREFIX, INVOKERS_BUCKET, RUN_STREAM
 
-__all__ = ["connect", "ensure_controllers_bucket", "ensure_invokers_bucket", "ensure_run_stream"]
+__all__ = ["connect", "ensure_controllers_bucket", "ensure_invokers_bucket", "ensure_run_stream", "live_keys"]
 
 _MAX_STREAM_BYTES = 1 << 30
 
@@ -59,3 +59,25 @@ async def _bucket(js: JetStreamContext, name: str, ttl_s: float) -> KeyValue:
         return await js.key_value(name)
     except (NotFoundError, nats.js.errors.BucketNotFoundError):
         return await js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl_s, history=1))
+
+
+async def live_keys(js: JetStreamContext, kv: KeyValue, bucket: str) -> dict[str, bytes]:
+    """The keys of a heartbeat bucket that hold a value now, with their values.
+
+    Reads the subjects from the bucket's stream info (one server request) rather than through
+    ``KeyValue.keys()``, whose short-lived watcher can report an empty bucket when its first entry
+    arrives after the consumer already counts as drained. A key whose last entry is a delete marker,
+    or that expired between the two reads, is left out; any other failure propagates, so the
+    caller keeps what it last knew instead of reading an outage as every member gone.
+    """
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    values: dict[str, bytes] = {}
+    for subject in info.state.subjects or {}:
+        key = subject[len(prefix) :]
+        try:
+            entry = await kv.get(key)
+        except (KeyNotFoundError, KeyDeletedError):
+            continue
+        values[key] = entry.value or b""
+    return values

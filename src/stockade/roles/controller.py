@@ -64,7 +64,13 @@ async def _janitor(services: Services, dispatcher: DispatchRunner) -> None:
     first = True
     while True:
         try:
-            live = set(await dispatcher.live_controllers())
+            try:
+                live = set(await dispatcher.live_controllers())
+            except Exception:
+                # Not knowing who is alive is not "nobody is": recover nothing this round.
+                log.warning("controller.membership_unavailable")
+                await asyncio.sleep(JANITOR_PERIOD_S)
+                continue
             if first:
                 live.discard(dispatcher.controller_id)
             else:
