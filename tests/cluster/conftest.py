@@ -93,9 +93,41 @@ def _start(tmp: Path, *extra: str) -> Cluster:
 
 
 def _stop(cluster: Cluster) -> None:
-    subprocess.run([str(SCRIPT), "--dir", str(cluster.dir), "stop"], capture_output=True, timeout=120)
     for proc in cluster.restarted:
+        proc.terminate()  # our own child: reaped here, so the stop below does not wait on a zombie
         proc.wait(30)
+    stopped = subprocess.run(
+        [str(SCRIPT), "--dir", str(cluster.dir), "stop"], capture_output=True, text=True, timeout=120
+    )
+    assert "did not stop" not in stopped.stderr, stopped.stderr  # SIGTERM drains and exits
+    unhandled = _unhandled_errors(cluster.dir)
+    assert not unhandled, "unhandled errors in the cluster's logs:\n" + "\n".join(unhandled)
+
+
+def _unhandled_errors(directory: Path) -> list[str]:
+    """Tracebacks and error entries in the controllers' and invokers' logs, security events aside.
+
+    A security event (``security.*``, for example a forged run message refused) is logged at error
+    level on purpose; anything else at error level, or a traceback, is a bug.
+    """
+    found: list[str] = []
+    for log in sorted(directory.glob("[ci][0-9]*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            entry: dict = {}
+            if line.startswith("{"):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = {}
+            level = str(entry.get("level", ""))
+            event = str(entry.get("event", ""))
+            if (
+                "Traceback" in line
+                or "encountered error" in line
+                or (level in {"error", "critical"} and not event.startswith("security."))
+            ):
+                found.append(f"{log.name}: {line[:300]}")
+    return found
 
 
 @pytest.fixture

@@ -119,8 +119,12 @@ class InvokerWorker:
             with contextlib.suppress(Exception):
                 await self._kv.delete(self.invoker_id)
         if self._nc is not None:
+            # Every run has been answered and acknowledged above; flush those and close. (A drain
+            # would wait out its 30 s timeout on the cancelled pull subscriptions and log an error.)
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await self._nc.flush(timeout=5)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
 
     async def _beat(self) -> None:
         assert self._kv is not None
