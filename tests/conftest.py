@@ -156,6 +156,25 @@ def make_api(tmp_path, settings=None):
     return create_app(platform), keys, runner
 
 
+# The fixtures whose client is a live server when STOCKADE_TEST_LIVE=1 (see client_for).
+LIVE_FIXTURES = frozenset({"api", "api_factory"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """In the live re-run (tests/security/test_live_server.py), keep only the tests a live server changes.
+
+    A test that uses neither ``api`` nor ``api_factory`` runs exactly as in the ordinary run, so
+    running it again there would add minutes and no coverage.
+    """
+    if os.environ.get("STOCKADE_TEST_LIVE") != "1":
+        return
+    keep = [item for item in items if LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    dropped = [item for item in items if item not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def client_for(app):
     """TestClient in-process; a real server on loopback when STOCKADE_TEST_LIVE=1 (tests/live.py)."""
     return LiveClient(app) if os.environ.get("STOCKADE_TEST_LIVE") == "1" else TestClient(app)

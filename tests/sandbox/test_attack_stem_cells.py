@@ -385,7 +385,7 @@ async def test_what_one_action_leaves_never_reaches_the_next_stem_cell(
     try:
         assert (await first.run({"attack": "leave"}))["result"] == {"left": True}
         assert first.process.sandbox_id not in {
-            stem.sandbox.sandbox_id for stems in stem_backend._stems.values() for stem in stems
+            stem.sandbox.sandbox_id for stems in stem_backend._stems.ready.values() for stem in stems
         }
         second = await _stem_start(stem_backend, _spec(tmp_path, family, "finder"))
         try:
@@ -443,7 +443,7 @@ async def test_pid_1_of_a_stem_cell_is_the_confined_reaper_seen_from_the_host(
     """From the host: a waiting stem cell's pid 1 and runner have no capabilities, no_new_privs, seccomp
     filters (pid 1: two), and a host uid of their slot (never 0)."""
     await stem_ready(stem_backend, "python", attempts=1500)
-    (stem,) = stem_backend._stems["python"]
+    (stem,) = stem_backend._stems.ready["python"]
     pid1 = stem.sandbox.pid
     (runner,) = _children(pid1)
     for pid, filters in ((pid1, 2 if stem_backend.facts().reaper is not None else 1), (runner, 1)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -121,9 +122,25 @@ async def test_cgroup_limits_are_applied_and_removed(start_action: StartAction, 
     assert int(read("memory", "memory.limit_in_bytes")) == 512 << 20
     group.set_limits(memory_mb=192, max_pids=17, cpu_percent=50)
     assert (await sandbox.run({"x": 1}))["result"] == {"echo": {"x": 1}}
-    assert sandbox.process.statistics().cpu_ns > 0  # type: ignore[attr-defined]
+    first = sandbox.process.statistics()  # type: ignore[attr-defined]
+    assert first.cpu_ns > 0
+    # The statistics files stay open and are re-read at offset 0: each read is fresh, not cached.
+    await sandbox.run({"x": 2})
+    second = sandbox.process.statistics()  # type: ignore[attr-defined]
+    assert second.cpu_ns > first.cpu_ns
+    assert second.memory_peak_bytes >= first.memory_peak_bytes > 0
+
+    def held_in_group() -> list[str]:
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return [link for link in links if any(link.startswith(d + "/") for d in group.dirs.values())]
+
+    assert held_in_group()
     await sandbox.kill()
     assert not any(Path(d).exists() for d in group.dirs.values())
+    assert held_in_group() == []  # nothing of the removed group stays open
 
 
 async def test_kill_is_idempotent_and_leaves_nothing(start_action: StartAction) -> None:

@@ -199,7 +199,7 @@ async def test_a_failed_attach_kills_the_stem_cell_and_falls_back(
 ) -> None:
     """The zygote's helper cannot join the namespaces it is pointed at: the stem dies, the start still succeeds."""
     await stem_ready(stem_backend, "python")
-    (stem,) = stem_backend._stems["python"]
+    (stem,) = stem_backend._stems.ready["python"]
     stem_pid = stem.sandbox.pid
     # A pidfd of a process that is no sandbox (this test process): setns into our own user
     # namespace fails in the real helper.
@@ -226,7 +226,7 @@ async def test_a_failed_attach_kills_the_stem_cell_and_falls_back(
 async def test_a_stem_cell_that_died_is_not_used(stem_backend: LinuxSandboxBackend, tmp_path: Path) -> None:
     """A stem cell killed while waiting is detected at assignment; the start falls back."""
     await stem_ready(stem_backend, "python")
-    (stem,) = stem_backend._stems["python"]
+    (stem,) = stem_backend._stems.ready["python"]
     os.kill(stem.sandbox.pid, signal.SIGKILL)
     await until(lambda: not stem.sandbox.is_alive(), "the stem cell to die")
     failures = stem_backend.stem_statistics().attach_failures
@@ -253,7 +253,7 @@ async def test_stem_cells_hold_no_environment_or_secret_before_assignment(
         assert _memory_contains(runner, token.encode())  # positive control
         await stem_ready(stem_backend, "python")
         await asyncio.sleep(0.2)  # the zygote forks its next attach helper once idle
-        (fresh,) = stem_backend._stems["python"]
+        (fresh,) = stem_backend._stems.ready["python"]
         stem_runner = _children(fresh.sandbox.pid)[0]
         environ = Path(f"/proc/{stem_runner}/environ").read_bytes().split(b"\0")
         assert sorted(e.split(b"=")[0] for e in environ if e) == [b"LANG", b"PATH"]

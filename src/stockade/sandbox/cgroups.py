@@ -72,7 +72,7 @@ def _is_alive(pid: int) -> bool:
 
 
 def _read(path: str) -> str:
-    # Read after every run (pids, memory peak): a raw read is ~3x cheaper than a text-mode open.
+    # A raw read is ~3x cheaper than a text-mode open (the statistics files use SandboxCgroup._stat).
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
@@ -154,6 +154,24 @@ class SandboxCgroup:
 
     def __init__(self, dirs: dict[str, str]) -> None:
         self.dirs = dirs
+        # The statistics files, opened once and re-read with pread at offset 0 (the kernel renders
+        # them afresh): after every run that is one syscall per file instead of four. Closed by destroy.
+        self._stat_fds: dict[str, int] = {}
+        self._destroying = False
+
+    def _stat(self, path: str) -> str:
+        fd = self._stat_fds.get(path)
+        if fd is None:
+            if self._destroying:
+                return _read(path)  # nothing is kept open once removal has begun
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self._stat_fds[path] = fd
+        return os.pread(fd, 4096, 0).decode()
+
+    def _close_stats(self) -> None:
+        fds, self._stat_fds = list(self._stat_fds.values()), {}
+        for fd in fds:
+            os.close(fd)
 
     @property
     def procs_files(self) -> tuple[str, ...]:
@@ -188,11 +206,11 @@ class SandboxCgroup:
 
     def memory_peak_bytes(self) -> int:
         """Peak memory use of the group (one file read: cheap enough for every run)."""
-        return int(_read(f"{self.dirs['memory']}/memory.max_usage_in_bytes"))
+        return int(self._stat(f"{self.dirs['memory']}/memory.max_usage_in_bytes"))
 
     def oom_kills(self) -> int:
         """Processes of the group the OOM killer ended (memory.oom_control's ``oom_kill``)."""
-        for line in _read(f"{self.dirs['memory']}/memory.oom_control").splitlines():
+        for line in self._stat(f"{self.dirs['memory']}/memory.oom_control").splitlines():
             name, _, value = line.partition(" ")
             if name == "oom_kill":
                 return int(value)
@@ -201,17 +219,19 @@ class SandboxCgroup:
     def statistics(self) -> CgroupStatistics:
         """CPU time, memory peak, limit hits, OOM kills and current process count."""
         memory = self.dirs["memory"]
-        oom = dict(line.split() for line in _read(f"{memory}/memory.oom_control").splitlines() if line)
+        oom = dict(line.split() for line in self._stat(f"{memory}/memory.oom_control").splitlines() if line)
         return CgroupStatistics(
-            cpu_ns=int(_read(f"{self.dirs['cpuacct']}/cpuacct.usage")),
-            memory_peak_bytes=int(_read(f"{memory}/memory.max_usage_in_bytes")),
-            memory_limit_hits=int(_read(f"{memory}/memory.failcnt")),
+            cpu_ns=int(self._stat(f"{self.dirs['cpuacct']}/cpuacct.usage")),
+            memory_peak_bytes=int(self._stat(f"{memory}/memory.max_usage_in_bytes")),
+            memory_limit_hits=int(self._stat(f"{memory}/memory.failcnt")),
             oom_kills=int(oom.get("oom_kill", "0")),
-            pids_current=int(_read(f"{self.dirs['pids']}/pids.current")),
+            pids_current=int(self._stat(f"{self.dirs['pids']}/pids.current")),
         )
 
     def destroy(self) -> bool:
         """Remove the groups; False while some still hold processes (retry after they are reaped)."""
+        self._destroying = True
+        self._close_stats()
         done = True
         for path in set(self.dirs.values()):
             try:

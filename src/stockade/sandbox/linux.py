@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import json
 import os
@@ -32,6 +31,7 @@ from stockade.sandbox.launch import runner_environment
 from stockade.sandbox.linux_sandbox import LinuxSandbox
 from stockade.sandbox.plan import RUNTIMES_PATH, SandboxPlan, Slot, build_plan
 from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
+from stockade.sandbox.stems import Stem, StemPool, StemStatistics
 from stockade.sandbox.zygote_client import ZygoteClient, ZygoteError
 
 __all__ = [
@@ -46,9 +46,6 @@ DEFAULT_RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"
 _log = structlog.get_logger("stockade.sandbox")
 # How long close() retries removing cgroups that are still busy with a leaving process.
 _CGROUP_CLOSE_TIMEOUT_S = 2.0
-# Variables Node.js (or its libuv and OpenSSL) may read while it boots, before the runner could set
-# them: a stem cell booted without them, so an action that sets one takes the ordinary start.
-_NODE_BOOT_VARIABLES = ("NODE_", "UV_", "OPENSSL_", "SSL_CERT_")
 _STEM_ID = "stem"
 _STEM_REFILL_DELAY_S = 0.02
 
@@ -69,51 +66,6 @@ class BackendStatistics:
     sandbox_start_failures_total: int
     sandboxes_killed_total: int
     zygote_restarts_total: int
-
-
-def _rlimits_to_lower(stem: SandboxPlan, wanted: SandboxPlan) -> dict[str, list[int]] | None:
-    """None when ``stem`` cannot serve ``wanted``; else the rlimits its runner must lower (maybe none).
-
-    The plans must be equal (sandbox ids aside, both are blanked), except that a Python stem cell's
-    RLIMIT_CPU may be higher than wanted: the runner lowers it (lowering needs no privilege).
-    """
-    if stem == wanted:
-        return {}
-    if wanted.family != "python" or stem.family != "python":
-        return None
-    stem_cpu = dict((name, (soft, hard)) for name, soft, hard in stem.rlimits).get("RLIMIT_CPU")
-    wanted_cpu = dict((name, (soft, hard)) for name, soft, hard in wanted.rlimits).get("RLIMIT_CPU")
-    if stem_cpu is None or wanted_cpu is None or wanted_cpu[0] > stem_cpu[0] or wanted_cpu[1] > stem_cpu[1]:
-        return None
-    aligned = tuple(
-        (name, *stem_cpu) if name == "RLIMIT_CPU" else (name, soft, hard) for name, soft, hard in wanted.rlimits
-    )
-    if dataclasses.replace(wanted, rlimits=aligned) != stem:
-        return None
-    return {"RLIMIT_CPU": list(wanted_cpu)}
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class StemStatistics:
-    """Stem cells: ready now per runtime, and how starts were served since the backend was made."""
-
-    ready: dict[str, int]
-    hits: int
-    misses: int
-    attach_failures: int
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class _Stem:
-    """A stem cell: a complete sandbox with its runtime loaded and an empty /fn, assigned to no action yet."""
-
-    sandbox: LinuxSandbox
-    # Its plan with sandbox_id blanked: a spec whose own plan (without code) equals it can take it.
-    plan: SandboxPlan
-    # Its cgroup limits now (memory MB, pids, CPU percent).
-    limits: tuple[int, int, int]
 
 
 @final
@@ -181,9 +133,7 @@ class LinuxSandboxBackend:
         self._refill_task: asyncio.Task[None] | None = None
         # Set when a refill is asked for while one runs: the running one makes another pass.
         self._refill_again = False
-        self._stem_target = stem_cells
-        self._stems: dict[RuntimeFamily, list[_Stem]] = {"python": [], "nodejs": []}
-        self._stem_hits = self._stem_misses = self._stem_attach_failures = 0
+        self._stems = StemPool(stem_cells)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinuxSandboxBackend:
@@ -263,8 +213,7 @@ class LinuxSandboxBackend:
 
     def stem_statistics(self) -> StemStatistics:
         """Stem cells ready per runtime; starts served by one (hits) or not (misses, while enabled)."""
-        ready: dict[str, int] = {family: len(stems) for family, stems in self._stems.items()}
-        return StemStatistics(ready, self._stem_hits, self._stem_misses, self._stem_attach_failures)
+        return self._stems.statistics()
 
     async def prepare(self) -> None:
         """Probe the host, start the zygote, fill the prepared slots and start the stem cells now.
@@ -361,7 +310,7 @@ class LinuxSandboxBackend:
                 return
 
     def _schedule_refill(self, delay_s: float = 0.0) -> None:
-        if not (self._prepared_target or self._stem_target):
+        if not (self._prepared_target or self._stems.target):
             return
         if self._refill_task is None or self._refill_task.done():
             self._refill_task = asyncio.ensure_future(self._refill_all(delay_s))
@@ -396,7 +345,7 @@ class LinuxSandboxBackend:
         for family in self._stem_families():
             while (
                 self._zygote is not None
-                and len(self._stems[family]) < self._stem_target
+                and self._stems.wants(family)
                 and len(self._free_slots) > 1
                 and not self._closed
             ):
@@ -406,59 +355,40 @@ class LinuxSandboxBackend:
     async def _start_stem(self, zygote: ZygoteClient, family: RuntimeFamily) -> bool:
         # Default limits, no egress, no environment: the stem holds nothing of any action.
         spec = SandboxSpec(family=family, code_dir=self._runtimes_dir, label=f"stem:{family}")
-        prepared = self._prepared.pop(0) if self._prepared else None
         try:
-            reserved, pid, fds = await self._spawn(zygote, spec, prepared, bind_code=False)
-        except (OSError, ValueError, ZygoteError) as exc:
+            sandbox = await self._launch(zygote, spec, bind_code=False)
+        except SandboxStartError as exc:
             _log.warning("sandbox.stem_failed", family=family, error=str(exc))
             return False
-        sandbox = LinuxSandbox(
-            reserved.sandbox_id, pid, fds, reserved.group, on_released=lambda: self._on_released(sandbox, reserved.slot)
-        )
         try:
-            failure = await sandbox.wait_setup(self._start_timeout_s)
-            if failure is None and not self._closed:
+            if not self._closed:
                 await sandbox.warm(f"{RUNTIMES_PATH}/{family}/warmup")
         except OSError as exc:
-            failure = str(exc)
+            await sandbox.kill()
+            _log.warning("sandbox.stem_failed", family=family, error=str(exc))
+            return False
         except BaseException:
             await sandbox.kill()
             raise
-        if failure is not None or self._closed:
+        if self._closed:
             await sandbox.kill()
-            if failure is not None:
-                _log.warning("sandbox.stem_failed", family=family, error=failure)
             return False
-        plan = self._plan_without_code(spec, memory_cgroup=reserved.group is not None)
-        self._stems[family].append(_Stem(sandbox, plan, (spec.memory_mb, spec.max_pids, spec.cpu_percent)))
+        plan = self._plan_without_code(spec, memory_cgroup=sandbox.group is not None)
+        self._stems.add(Stem(sandbox, plan, (spec.memory_mb, spec.max_pids, spec.cpu_percent)))
         return True
 
-    def _take_stem(self, spec: SandboxSpec) -> tuple[_Stem, dict[str, list[int]]] | None:
-        """A stem cell ``spec`` can use (same plan but for the code), with the rlimits to lower; or None.
-
-        None: the ordinary start. A Python runner lowers its own RLIMIT_CPU at assignment, so a
-        Python stem cell also serves a smaller CPU backstop (a timeout under 60 s).
-        """
-        stems = self._stems[spec.family]
-        if not self._stem_target:
-            return None
-        if spec.family == "nodejs" and any(key.startswith(_NODE_BOOT_VARIABLES) for key in spec.env):
-            self._stem_misses += 1
+    def _take_stem(self, spec: SandboxSpec) -> tuple[Stem, dict[str, list[int]]] | None:
+        """A stem cell ``spec`` can use (same plan but for the code), with the rlimits to lower; or None."""
+        if not self._stems.target:
             return None
         try:
             wanted = self._plan_without_code(spec, memory_cgroup=self._cgroups is not None)
         except ValueError:
             return None  # the ordinary start reports it
-        for index, stem in enumerate(stems):
-            lower = _rlimits_to_lower(stem.plan, wanted)
-            if lower is not None:
-                del stems[index]
-                return stem, lower
-        self._stem_misses += 1
-        return None
+        return self._stems.take(spec.family, tuple(spec.env), wanted)
 
     async def _assign_stem(
-        self, zygote: ZygoteClient, stem: _Stem, spec: SandboxSpec, rlimits: dict[str, list[int]]
+        self, zygote: ZygoteClient, stem: Stem, spec: SandboxSpec, rlimits: dict[str, list[int]]
     ) -> LinuxSandbox | None:
         """Give ``stem`` to ``spec``'s action: limits, its code at /fn, its environment. None (stem killed) on failure.
 
@@ -473,21 +403,18 @@ class LinuxSandboxBackend:
             await zygote.attach(sandbox.pidfd, str(spec.code_dir), self._start_timeout_s)
             await sandbox.assign(runner_environment(spec.env), rlimits)
         except (OSError, ValueError, TimeoutError, ZygoteError) as exc:
-            self._stem_attach_failures += 1
+            self._stems.attach_failures += 1
             _log.warning("sandbox.stem_assign_failed", label=spec.label, family=spec.family, error=str(exc))
             await sandbox.kill()
             return None
         except BaseException:
             await sandbox.kill()
             raise
-        self._stem_hits += 1
+        self._stems.hits += 1
         return sandbox
 
     async def _kill_stems(self) -> None:
-        stems = [stem for family in self._stems.values() for stem in family]
-        for family in self._stems.values():
-            family.clear()
-        await asyncio.gather(*(stem.sandbox.kill() for stem in stems), return_exceptions=True)
+        await asyncio.gather(*(stem.sandbox.kill() for stem in self._stems.drain()), return_exceptions=True)
 
     async def _discard(self, reserved: _Prepared, *, parked: bool) -> None:
         """Give a reserved slot back, once a parked child in it (if any) is gone."""
@@ -517,36 +444,53 @@ class LinuxSandboxBackend:
                 self._live.add(assigned)
                 return self._started_one(assigned, spec, began, stem_cell=True)
         try:
+            sandbox = await self._launch(zygote, spec, live=True)
+        except SandboxStartError as exc:
+            self._failed += 1
+            _log.warning("sandbox.start_failed", label=spec.label, family=spec.family, error=str(exc))
+            self._schedule_refill()
+            raise
+        # Refill only now: a fork in the zygote competes for the CPU with this sandbox's own setup.
+        self._schedule_refill()
+        return self._started_one(sandbox, spec, began, stem_cell=False)
+
+    async def _launch(
+        self, zygote: ZygoteClient, spec: SandboxSpec, *, bind_code: bool = True, live: bool = False
+    ) -> LinuxSandbox:
+        """Spawn a sandbox for ``spec`` (in a parked child when one is ready) and wait for its setup.
+
+        Shared by ordinary starts (``live``: counted among the live sandboxes from the spawn on) and
+        stem cells (``bind_code`` False: ``/fn`` stays empty). Raises SandboxStartError, with
+        nothing left running, when it could not start; a cancelled caller leaves nothing running either.
+        """
+        try:
             prepared = self._prepared.pop(0) if self._prepared else None
             try:
-                reserved, pid, fds = await self._spawn(zygote, spec, prepared)
+                reserved, pid, fds = await self._spawn(zygote, spec, prepared, bind_code=bind_code)
             except ZygoteError:
                 if prepared is None:
                     raise
                 # The parked child is gone (killed, or the zygote restarted): start afresh.
-                reserved, pid, fds = await self._spawn(zygote, spec, None)
+                reserved, pid, fds = await self._spawn(zygote, spec, None, bind_code=bind_code)
         except (OSError, ValueError, ZygoteError) as exc:
-            self._failed += 1
-            _log.warning("sandbox.start_failed", label=spec.label, family=spec.family, error=str(exc))
             raise SandboxStartError(f"sandbox could not start: {exc}") from exc
         sandbox = LinuxSandbox(
             reserved.sandbox_id, pid, fds, reserved.group, on_released=lambda: self._on_released(sandbox, reserved.slot)
         )
-        self._live.add(sandbox)
+        if live:
+            self._live.add(sandbox)
         try:
             failure = await sandbox.wait_setup(self._start_timeout_s)
+        except OSError as exc:
+            failure = str(exc)
         except BaseException:
             # Cancelled (or worse) half-way: the sandbox must not outlive its caller's interest.
             await sandbox.kill()
             raise
-        # Refill only now: a fork in the zygote competes for the CPU with this sandbox's own setup.
-        self._schedule_refill()
         if failure is not None:
-            self._failed += 1
             await sandbox.kill()
-            _log.warning("sandbox.start_failed", label=spec.label, family=spec.family, error=failure)
             raise SandboxStartError(failure)
-        return self._started_one(sandbox, spec, began, stem_cell=False)
+        return sandbox
 
     def _started_one(self, sandbox: LinuxSandbox, spec: SandboxSpec, began: float, *, stem_cell: bool) -> LinuxSandbox:
         self._started += 1
