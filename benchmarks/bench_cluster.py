@@ -2,33 +2,30 @@
 
 The standalone platform and a loopback cluster (scripts/cluster: PostgreSQL, NATS JetStream, one
 controller, one invoker, so that only the extra hops differ) run in this same run with the same
-sandbox backend; the figures are ratios (cluster / standalone) and the p50 difference is the cost
+sandbox backend, both loaded by wrk; the figures are ratios (cluster / standalone) and the p50 difference is the cost
 per activation of the extra hops (seal, publish + PubAck, fetch, open, result message, PostgreSQL
 instead of SQLite).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
-import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
 import httpx
-from bench_invoke import PY, throughput
+from bench_invoke import PY, SECONDS, wrk
 
-from common import latencies_ms, pct, start_stockade, stop, summary
+from common import start_stockade, stop
 
-N = int(os.environ.get("BENCH_N", "300"))
-THROUGHPUT_S = float(os.environ.get("BENCH_THROUGHPUT_S", "3"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(url: str, auth: str) -> tuple[list[float], float]:
+def measure(url: str, auth: str) -> dict[int, dict[str, int]]:
+    """wrk at 1 connection (latency) and 8 connections (throughput), after a warm-up."""
     uuid, key = auth.split(":", 1)
     client = httpx.Client(auth=(uuid, key), timeout=30)
     r = client.put(
@@ -36,16 +33,23 @@ def measure(url: str, auth: str) -> tuple[list[float], float]:
     )
     r.raise_for_status()
     invoke = f"{url}/api/v1/namespaces/_/actions/bpy?blocking=true&result=true"
-    lat = latencies_ms(lambda: client.post(invoke, json={"name": "bench"}).raise_for_status(), N)
-    basic = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
-    return lat, asyncio.run(throughput(invoke, basic, THROUGHPUT_S))
+    for _ in range(20):
+        client.post(invoke, json={}).raise_for_status()
+    basic = "Basic " + base64.b64encode(auth.encode()).decode()
+    wrk(invoke, basic, 8, 2)  # warm-up
+    figures = {c: wrk(invoke, basic, c) for c in (1, 8)}
+    for c, stats in figures.items():
+        failed = stats["non2xx"] + stats["timeouts"] + stats["connect"] + stats["read"]
+        if failed:
+            raise RuntimeError(f"{failed} failed requests at {c} connections: {stats}")
+    return figures
 
 
 def main() -> None:
     sandbox = os.environ.get("BENCH_SANDBOX", "linux")
     proc, url, auth, _data = start_stockade(sandbox=sandbox)
     try:
-        alone, alone_tput = measure(url, auth)
+        alone = measure(url, auth)
     finally:
         stop(proc)
     state = Path(tempfile.mkdtemp(prefix="stockade-bench-cluster-"))
@@ -75,19 +79,22 @@ def main() -> None:
     try:
         info = json.loads((state / "cluster.json").read_text())
         props = dict(line.split("=", 1) for line in (state / "wskprops").read_text().splitlines() if "=" in line)
-        cluster, cluster_tput = measure(f"http://127.0.0.1:{info['controllers'][0]}", props["AUTH"])
+        cluster = measure(f"http://127.0.0.1:{info['controllers'][0]}", props["AUTH"])
     finally:
         subprocess.run([script, "--dir", str(state), "stop"], check=False, stdout=subprocess.DEVNULL)
-    print(f"sandbox backend: {sandbox}; {N} sequential warm blocking invokes each, 8 concurrent for throughput")
-    print(f"standalone: {summary(alone)}, throughput {alone_tput:.0f}/s")
+    a, c = alone, cluster
+    print(f"sandbox backend: {sandbox}; wrk {SECONDS}s per figure (1 connection: latency; 8: throughput)")
+    print("| figure | standalone | cluster (1 controller, 1 invoker, PostgreSQL, JetStream) | ratio |")
+    print("|---|---|---|---|")
     print(
-        f"cluster (1 controller, 1 invoker, PostgreSQL, JetStream): {summary(cluster)}, throughput {cluster_tput:.0f}/s"
+        f"| 1 conn p50 | {a[1]['p50_us'] / 1000:.2f} ms | {c[1]['p50_us'] / 1000:.2f} ms"
+        f" | {c[1]['p50_us'] / a[1]['p50_us']:.2f}x (+{(c[1]['p50_us'] - a[1]['p50_us']) / 1000:.2f} ms of extra hops) |"
     )
     print(
-        f"ratio cluster/standalone: p50 {statistics.median(cluster) / statistics.median(alone):.2f}x, "
-        f"p99 {pct(cluster, 0.99) / pct(alone, 0.99):.2f}x, throughput {cluster_tput / alone_tput:.2f}x; "
-        f"extra hops cost {statistics.median(cluster) - statistics.median(alone):.2f} ms per activation at p50"
+        f"| 1 conn p99 | {a[1]['p99_us'] / 1000:.2f} ms | {c[1]['p99_us'] / 1000:.2f} ms"
+        f" | {c[1]['p99_us'] / a[1]['p99_us']:.2f}x |"
     )
+    print(f"| 8 conn throughput | {a[8]['rps']:,}/s | {c[8]['rps']:,}/s | {c[8]['rps'] / a[8]['rps']:.2f}x |")
 
 
 if __name__ == "__main__":
