@@ -74,5 +74,5 @@ def test_stem_cells_reach_the_linux_backend():
 
     settings = load_settings(env={"STOCKADE_INVOKER__STEM_CELLS": "2"})
     backend = LinuxSandboxBackend.from_settings(settings)
-    assert backend._stem_target == 2
+    assert backend._stems.target == 2
     assert load_settings(env={}).invoker.stem_cells == 1
