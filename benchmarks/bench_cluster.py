@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(url: str, auth: str) -> dict[int, dict[str, int]]:
-    """wrk at 1 connection (latency) and 8 connections (throughput), after a warm-up."""
+    """wrk at 1 connection (latency), 8 (throughput) and 64 (beyond one invoker's 16 slots), after a warm-up."""
     uuid, key = auth.split(":", 1)
     client = httpx.Client(auth=(uuid, key), timeout=30)
     r = client.put(
@@ -37,7 +37,7 @@ def measure(url: str, auth: str) -> dict[int, dict[str, int]]:
         client.post(invoke, json={}).raise_for_status()
     basic = "Basic " + base64.b64encode(auth.encode()).decode()
     wrk(invoke, basic, 8, 2)  # warm-up
-    figures = {c: wrk(invoke, basic, c) for c in (1, 8)}
+    figures = {c: wrk(invoke, basic, c) for c in (1, 8, 64)}
     for c, stats in figures.items():
         failed = stats["non2xx"] + stats["timeouts"] + stats["connect"] + stats["read"]
         if failed:
@@ -83,7 +83,7 @@ def main() -> None:
     finally:
         subprocess.run([script, "--dir", str(state), "stop"], check=False, stdout=subprocess.DEVNULL)
     a, c = alone, cluster
-    print(f"sandbox backend: {sandbox}; wrk {SECONDS}s per figure (1 connection: latency; 8: throughput)")
+    print(f"sandbox backend: {sandbox}; wrk {SECONDS}s per figure; the invoker has 16 slots")
     print("| figure | standalone | cluster (1 controller, 1 invoker, PostgreSQL, JetStream) | ratio |")
     print("|---|---|---|---|")
     print(
@@ -94,7 +94,12 @@ def main() -> None:
         f"| 1 conn p99 | {a[1]['p99_us'] / 1000:.2f} ms | {c[1]['p99_us'] / 1000:.2f} ms"
         f" | {c[1]['p99_us'] / a[1]['p99_us']:.2f}x |"
     )
-    print(f"| 8 conn throughput | {a[8]['rps']:,}/s | {c[8]['rps']:,}/s | {c[8]['rps'] / a[8]['rps']:.2f}x |")
+    for n in (8, 64):
+        print(f"| {n} conn throughput | {a[n]['rps']:,}/s | {c[n]['rps']:,}/s | {c[n]['rps'] / a[n]['rps']:.2f}x |")
+    print(
+        f"| 64 conn p99 | {a[64]['p99_us'] / 1000:.1f} ms | {c[64]['p99_us'] / 1000:.1f} ms"
+        f" | {c[64]['p99_us'] / a[64]['p99_us']:.2f}x |"
+    )
 
 
 if __name__ == "__main__":

@@ -150,3 +150,20 @@ def test_live_keys_lists_the_keys_holding_a_value_and_leaves_out_deleted_ones(na
             await nc.close()
 
     assert asyncio.run(scenario()) == {"a": b'{"slots": 2}'}
+
+
+def test_runs_that_finished_free_their_invokers_slots_between_heartbeats(cluster_api):
+    """More sequential runs than the invoker has slots, all between two reads of the heartbeats:
+    each finished before the next was placed, so every one goes to the invoker itself, not to the
+    overflow subject (which it serves only while its own queue is idle)."""
+    api, dispatcher, workers = cluster_api
+    assert (
+        api.put(f"{A}/s", json={"exec": {"kind": "python:3", "code": "def main(a):\n    return {}\n"}}).status_code
+        == 200
+    )
+    api.client.portal.call(dispatcher.refresh_members)
+    dispatcher._watch.cancel()  # no heartbeat read from here on: only this controller's own counts move
+    slots = dispatcher.members[workers[0].invoker_id].slots
+    for _ in range(slots + 4):
+        assert api.post(f"{A}/s?blocking=true", json={}).status_code == 200
+    assert dispatcher.place(api.runner.requests[-1]) == workers[0].invoker_id

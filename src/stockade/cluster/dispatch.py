@@ -88,7 +88,10 @@ class DispatchRunner:
         self._members: dict[str, Heartbeat] = {}
         self._ring = HashRing(())
         self._watch: asyncio.Task[None] | None = None
+        # This controller's runs placed on, and finished by, each invoker since the heartbeats were
+        # last read: its estimate of an invoker's load is the beat's busy count plus the difference.
         self._sent_since_beat: dict[str, int] = {}
+        self._finished_since_beat: dict[str, int] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class DispatchRunner:
             self._ring = HashRing(members)
         self._members = members
         self._sent_since_beat = {}
+        self._finished_since_beat = {}
         for activation_id, pending in list(self._pending.items()):
             if pending.target != "any" and pending.target not in members and not pending.future.done():
                 await self._lost(activation_id, pending)
@@ -192,9 +196,13 @@ class DispatchRunner:
             beat = self._members.get(candidate)
             if beat is None:
                 continue
-            if beat.busy + self._sent_since_beat.get(candidate, 0) < beat.slots:
+            if self._load(candidate, beat) < beat.slots:
                 return candidate
         return "any"
+
+    def _load(self, invoker: str, beat: Heartbeat) -> int:
+        sent = self._sent_since_beat.get(invoker, 0)
+        return max(0, beat.busy + sent - self._finished_since_beat.get(invoker, 0))
 
     # -- the runner contract --------------------------------------------------------------------------
 
@@ -215,6 +223,8 @@ class DispatchRunner:
                 return lost_outcome(_now_ms())
         finally:
             self._pending.pop(request.activation_id, None)
+            if pending.target not in ("", "any"):
+                self._finished_since_beat[pending.target] = self._finished_since_beat.get(pending.target, 0) + 1
 
     def _wait_budget_s(self, request: RunRequest) -> float:
         deadline = request.deadline_ms or (_now_ms() + request.action.limits.timeout)
