@@ -47,8 +47,14 @@ class CountingBackend:
         return getattr(self.inner, name)
 
 
-def action(code: str, name: str = "a") -> Action:
-    return Action(EntityPath("guest", name), Exec("python:3", textwrap.dedent(code)), version="0.0.1", limits=Limits())
+def action(code: str, name: str = "a", *, namespace: str = "guest", use_once: bool = False) -> Action:
+    return Action(
+        EntityPath(namespace, name),
+        Exec("python:3", textwrap.dedent(code)),
+        version="0.0.1",
+        limits=Limits(),
+        annotations=(KeyValue(USE_ONCE_ANNOTATION, True),) if use_once else (),
+    )
 
 
 def request(act: Action, n: int) -> RunRequest:
@@ -153,13 +159,7 @@ def test_settings_refuse_zero_concurrent_starts():
 
 async def test_a_use_once_sandbox_is_never_handed_to_a_waiting_run(make):
     invoker, backend = make(max_concurrent_starts=1)
-    act = Action(
-        EntityPath("guest", "once"),
-        Exec("python:3", QUICK),
-        version="0.0.1",
-        limits=Limits(),
-        annotations=(KeyValue(USE_ONCE_ANNOTATION, True),),
-    )
+    act = action(QUICK, "once", use_once=True)
     outcomes = await asyncio.gather(*(invoker.run(request(act, n)) for n in range(4)))
     assert [o.response.result for o in outcomes] == [{"n": n} for n in range(4)]
     assert len({o.sandbox_id for o in outcomes}) == 4
@@ -223,7 +223,7 @@ async def test_materialising_one_tenants_code_does_not_hold_a_start_slot(tmp_pat
     try:
         slow = asyncio.ensure_future(invoker.run(request(action("# slow\n" + QUICK, "a"), 1)))
         await code_store.slow_entered.wait()
-        other = Action(EntityPath("tenant-b", "b"), Exec("python:3", QUICK), version="0.0.1", limits=Limits())
+        other = action(QUICK, "b", namespace="tenant-b")
         # With materialisation inside the start slot (this change's first version) this run
         # queued behind the gate forever; the timeout only turns that hang into a failure.
         outcome = await asyncio.wait_for(invoker.run(request(other, 2)), timeout=30)
@@ -275,14 +275,8 @@ async def test_one_tenants_flood_of_cold_starts_does_not_starve_another_tenant(m
     # ordered line B would wait for all 30 of A's starts; one start slot is kept for others.
     invoker, backend = make(max_concurrent_starts=2)
     backend.start_delay_s = 0.05  # starts as slow as a loaded host's, so A's line is long
-    flood = Action(
-        EntityPath("tenant-a", "once"),
-        Exec("python:3", QUICK),
-        version="0.0.1",
-        limits=Limits(),
-        annotations=(KeyValue(USE_ONCE_ANNOTATION, True),),
-    )
-    other = Action(EntityPath("tenant-b", "b"), Exec("python:3", QUICK), version="0.0.1", limits=Limits())
+    flood = action(QUICK, "once", namespace="tenant-a", use_once=True)
+    other = action(QUICK, "b", namespace="tenant-b")
     finished: list[str] = []
 
     async def run(act: Action, n: int, who: str) -> None:

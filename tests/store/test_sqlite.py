@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import stat
 
 import pytest
 
-from stockade.errors import StoreError
+from stockade.errors import StorageFullError, StoreError
 from stockade.store import KeyRecord, Put, open_sqlite_store
+from stockade.store.sql import Step
 from stockade.store.sqlite import SqliteDriver
 
 
 def mode(path):
     return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+async def driver(tmp_path):
+    """A connected driver on ``tmp_path/stockade.db``, closed after the test."""
+    connected = SqliteDriver(tmp_path / "stockade.db")
+    await connected.connect()
+    yield connected
+    await connected.close()
 
 
 async def test_the_database_file_is_private_and_in_wal_mode(tmp_path):
@@ -65,75 +76,48 @@ async def test_a_foreign_key_failure_is_a_store_error_not_a_conflict(tmp_path):
         await store.close()
 
 
-async def test_a_write_that_finds_the_lock_taken_waits_off_the_loop_and_then_commits(tmp_path):
+async def test_a_write_that_finds_the_lock_taken_waits_off_the_loop_and_then_commits(driver, tmp_path):
     # Small transactions commit inline on the loop's thread (issue 16); one that finds the write
     # lock held (here by another process's connection) must neither fail nor block the loop: it
     # waits on the executor and commits once the lock is released.
-    import asyncio
-
-    from stockade.store.sql import Step
-
-    path = tmp_path / "stockade.db"
-    driver = SqliteDriver(path)
-    await driver.connect()
-    try:
-        await driver.executescript("CREATE TABLE t (n INTEGER)")
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("INSERT INTO t VALUES (1)")
-        write = asyncio.ensure_future(driver.transaction([Step("INSERT INTO t VALUES (?)", (2,))]))
-        ticks = 0
-        while ticks < 20:  # the loop keeps running while the write waits
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert not write.done()
-        other.execute("COMMIT")
-        other.close()
-        assert await asyncio.wait_for(write, timeout=10) == [1]
-        assert await driver.fetchall("SELECT n FROM t ORDER BY n") == [(1,), (2,)]
-    finally:
-        await driver.close()
+    await driver.executescript("CREATE TABLE t (n INTEGER)")
+    other = sqlite3.connect(tmp_path / "stockade.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    write = asyncio.ensure_future(driver.transaction([Step("INSERT INTO t VALUES (?)", (2,))]))
+    ticks = 0
+    while ticks < 20:  # the loop keeps running while the write waits
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not write.done()
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(write, timeout=10) == [1]
+    assert await driver.fetchall("SELECT n FROM t ORDER BY n") == [(1,), (2,)]
 
 
-async def test_inline_commits_are_checkpointed_so_the_wal_does_not_grow_without_bound(tmp_path):
-    from stockade.store.sql import Step
-
-    path = tmp_path / "stockade.db"
-    driver = SqliteDriver(path)
-    await driver.connect()
-    try:
-        await driver.executescript("CREATE TABLE t (n INTEGER, pad TEXT)")
-        for n in range(1500):
-            await driver.transaction([Step("INSERT INTO t VALUES (?, ?)", (n, "x" * 3000))])
-            checkpoint = driver._checkpoint
-            if checkpoint is not None and not checkpoint.done():
-                # A server's loop turns over between requests and the executor gets its turn; this
-                # tight loop never yields, so let the checkpoint run (on a loaded host it may not).
-                await checkpoint
-        wal = path.with_name("stockade.db-wal").stat().st_size
-        # Without checkpoints (wal_autocheckpoint is off on the inline writer) these 1,500 commits
-        # of a row over 3 pages leave an 18.7 MB WAL; checkpointed every 256 commits, about 3 MB.
-        assert wal < 9_000_000
-        assert await driver.fetchone("SELECT count(*) FROM t") == (1500,)
-    finally:
-        await driver.close()
+async def test_inline_commits_are_checkpointed_so_the_wal_does_not_grow_without_bound(driver, tmp_path):
+    await driver.executescript("CREATE TABLE t (n INTEGER, pad TEXT)")
+    for n in range(1500):
+        await driver.transaction([Step("INSERT INTO t VALUES (?, ?)", (n, "x" * 3000))])
+        checkpoint = driver._checkpoint
+        if checkpoint is not None and not checkpoint.done():
+            # A server's loop turns over between requests and the executor gets its turn; this
+            # tight loop never yields, so let the checkpoint run (on a loaded host it may not).
+            await checkpoint
+    wal = (tmp_path / "stockade.db-wal").stat().st_size
+    # Without checkpoints (wal_autocheckpoint is off on the inline writer) these 1,500 commits
+    # of a row over 3 pages leave an 18.7 MB WAL; checkpointed every 256 commits, about 3 MB.
+    assert wal < 9_000_000
+    assert await driver.fetchone("SELECT count(*) FROM t") == (1500,)
 
 
-async def test_a_full_disk_on_an_inline_commit_is_a_storage_full_error(tmp_path):
-    from stockade.errors import StorageFullError
-    from stockade.store.sql import Step
-
-    path = tmp_path / "stockade.db"
-    driver = SqliteDriver(path)
-    await driver.connect()
-    try:
-        await driver.executescript("CREATE TABLE t (pad TEXT)")
-        assert driver._writer is not None
-        driver._writer.execute("PRAGMA max_page_count = 8")  # the inline writer's file is "full"
-        with pytest.raises(StorageFullError):
-            await driver.transaction([Step("INSERT INTO t VALUES (?)", ("x" * 200_000,))])
-        # Nothing half-written: the writer is usable again, and the row is not there.
-        assert not driver._writer.in_transaction
-        assert await driver.fetchone("SELECT count(*) FROM t") == (0,)
-    finally:
-        await driver.close()
+async def test_a_full_disk_on_an_inline_commit_is_a_storage_full_error(driver):
+    await driver.executescript("CREATE TABLE t (pad TEXT)")
+    assert driver._writer is not None
+    driver._writer.execute("PRAGMA max_page_count = 8")  # the inline writer's file is "full"
+    with pytest.raises(StorageFullError):
+        await driver.transaction([Step("INSERT INTO t VALUES (?)", ("x" * 200_000,))])
+    # Nothing half-written: the writer is usable again, and the row is not there.
+    assert not driver._writer.in_transaction
+    assert await driver.fetchone("SELECT count(*) FROM t") == (0,)
