@@ -66,6 +66,14 @@ async def stem_ready(backend: LinuxSandboxBackend, family: RuntimeFamily, *, att
     await until(lambda: backend.stem_statistics().ready[family] >= 1, f"a {family} stem cell", attempts=attempts)
 
 
+def skip_without_runtime(backend: LinuxSandboxBackend, family: RuntimeFamily) -> None:
+    """Skip (with the reason) where ``family``'s runner cannot run in a sandbox on this host."""
+    facts = backend.facts()
+    error = facts.node_runner_error if family == "nodejs" else facts.python_runner_error
+    if error:
+        pytest.skip(f"{family} sandboxes unavailable: {error}")
+
+
 @pytest.fixture
 def needs_root() -> None:
     """Skip (with the reason) unless running as root: cgroups and per-slot host uids need it."""

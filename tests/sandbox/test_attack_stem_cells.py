@@ -22,7 +22,7 @@ from stockade.sandbox.linux import LinuxSandboxBackend
 from stockade.sandbox.linux_sandbox import LinuxSandbox
 from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 
-from .conftest import stem_ready
+from .conftest import skip_without_runtime, stem_ready
 from .test_linux import _children
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="module")]
@@ -203,12 +203,6 @@ _HEADER = struct.Struct(">I")
 _REFUSED = {"EPERM", "EACCES", "EROFS", "ENOSYS", "EINVAL", "ENOENT"}
 
 
-def _skip_without(backend: LinuxSandboxBackend, family: RuntimeFamily) -> None:
-    error = backend.facts().node_runner_error if family == "nodejs" else backend.facts().python_runner_error
-    if error:
-        pytest.skip(f"{family} sandboxes unavailable: {error}")
-
-
 async def _stem_start(backend: LinuxSandboxBackend, spec: SandboxSpec) -> ActionSandbox:
     """Start ``spec`` on a stem cell (asserting that a stem cell served it)."""
     await stem_ready(backend, spec.family, attempts=1500)
@@ -233,7 +227,7 @@ async def test_a_stem_cell_is_indistinguishable_from_an_ordinary_start(
 ) -> None:
     """Nothing of the warm-up or the stem cell's wait shows: modules, sys.path or require cache, globals,
     threads and timers, fds, /tmp, cwd, environment, confinement of the runner and of pid 1."""
-    _skip_without(stem_backend, family)
+    skip_without_runtime(stem_backend, family)
     # Variables the runtime or the loader would act on, malformed names, a NUL, overriding the base.
     env = {
         "GREETING": "hi",
@@ -300,7 +294,7 @@ async def test_an_action_on_a_stem_cell_cannot_touch_fn_or_pid_1(
 ) -> None:
     """Write, chmod, remount, unmount, a second mount over /fn, a new user namespace, ptrace, signals,
     /proc/1/mem: every one refused; pid 1 still alive and not stopped afterwards."""
-    _skip_without(stem_backend, family)
+    skip_without_runtime(stem_backend, family)
     stem = await _stem_start(stem_backend, _spec(tmp_path, family, "attack"))
     try:
         reply = await stem.run()
@@ -336,7 +330,7 @@ async def test_a_forged_assign_frame_goes_to_the_host_not_the_runner(
 ) -> None:
     """An action that writes an `assign` frame on fd 3 only talks to the host; its own environment and
     cwd stay; the host, reading it as a reply, never applies it; a second real assign ends the runner."""
-    _skip_without(stem_backend, family)
+    skip_without_runtime(stem_backend, family)
     stem = await _stem_start(stem_backend, _spec(tmp_path, family, "forge"))
     try:
         # The forged frame arrives first on the host side, before the run's real reply.
@@ -361,7 +355,7 @@ async def test_a_warm_frame_after_assignment_runs_nothing(
 ) -> None:
     """A `warm` frame reaching an assigned runner (the host never sends one; a confused host might) neither
     loads other code nor replaces the action: the next run is still the action's own."""
-    _skip_without(stem_backend, family)
+    skip_without_runtime(stem_backend, family)
     stem = await _stem_start(stem_backend, _spec(tmp_path, family, "warm-after"))
     try:
         loop = asyncio.get_running_loop()
@@ -380,7 +374,7 @@ async def test_what_one_action_leaves_never_reaches_the_next_stem_cell(
 ) -> None:
     """A tenant leaves files in /tmp, environment, modules or globals, threads or timers: the next stem
     cell (another action) sees none of it, and the first action's sandbox is never a stem cell again."""
-    _skip_without(stem_backend, family)
+    skip_without_runtime(stem_backend, family)
     first = await _stem_start(stem_backend, _spec(tmp_path, family, "leaver", env={"TENANT": "one"}))
     try:
         assert (await first.run({"attack": "leave"}))["result"] == {"left": True}

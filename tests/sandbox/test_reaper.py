@@ -12,7 +12,7 @@ from stockade.sandbox.harness import ActionSandbox, write_action
 from stockade.sandbox.linux import LinuxSandboxBackend
 from stockade.sandbox.spec import SandboxSpec
 
-from .conftest import StartAction
+from .conftest import StartAction, skip_without_runtime
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="module")]
 
@@ -44,8 +44,7 @@ async def test_pid_1_is_the_static_reaper_under_both_filters(
     start_action: StartAction, backend: LinuxSandboxBackend, needs_reaper: None, family: str
 ) -> None:
     """Pid 1 runs the reaper binary: uid 1000, no capabilities, no_new_privs, two seccomp filters, tiny."""
-    if family == "nodejs" and backend.facts().node_runner_error:
-        pytest.skip(f"Node.js sandboxes unavailable: {backend.facts().node_runner_error}")
+    skip_without_runtime(backend, family)
     code = "function main(a) { return {}; }\n" if family == "nodejs" else "def main(a):\n    return {}\n"
     sandbox = await start_action(family, code)
     assert (await sandbox.run())["ok"]

@@ -22,7 +22,7 @@ from stockade.sandbox.linux import LinuxSandboxBackend
 from stockade.sandbox.linux_sandbox import LinuxSandbox
 from stockade.sandbox.spec import RuntimeFamily, SandboxSpec
 
-from .conftest import stem_ready, until
+from .conftest import skip_without_runtime, stem_ready, until
 from .test_linux import _children, _memory_contains
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.asyncio(loop_scope="module")]
@@ -58,9 +58,7 @@ ACTION_ENV = {"GREETING": "hello", "__OW_API_HOST": "https://example.test", "LD_
 @pytest.fixture
 def needs_node(stem_backend: LinuxSandboxBackend) -> None:
     """Skip (with the reason) where Node.js cannot run in a sandbox."""
-    error = stem_backend.facts().node_runner_error
-    if error:
-        pytest.skip(f"Node.js sandboxes unavailable: {error}")
+    skip_without_runtime(stem_backend, "nodejs")
 
 
 async def _start(backend: LinuxSandboxBackend, spec: SandboxSpec) -> ActionSandbox:
@@ -76,8 +74,7 @@ async def test_a_stem_cell_takes_the_action_code_read_only_with_the_ordinary_env
     stem_backend: LinuxSandboxBackend, backend: LinuxSandboxBackend, tmp_path: Path, family: RuntimeFamily
 ) -> None:
     """Hit: /fn holds the code (ro, nosuid, nodev, noexec), cwd is /fn, the environment equals the ordinary start's."""
-    if family == "nodejs" and stem_backend.facts().node_runner_error:
-        pytest.skip(f"Node.js sandboxes unavailable: {stem_backend.facts().node_runner_error}")
+    skip_without_runtime(stem_backend, family)
     await stem_ready(stem_backend, family)
     hits = stem_backend.stem_statistics().hits
     spec = _spec(tmp_path, family, "probe", env=ACTION_ENV)
@@ -109,8 +106,7 @@ async def test_a_stem_cell_serves_one_action_only(
     stem_backend: LinuxSandboxBackend, tmp_path: Path, family: RuntimeFamily
 ) -> None:
     """Two actions get two different sandboxes; each sees only its own code; an assigned one is never pooled."""
-    if family == "nodejs" and stem_backend.facts().node_runner_error:
-        pytest.skip(f"Node.js sandboxes unavailable: {stem_backend.facts().node_runner_error}")
+    skip_without_runtime(stem_backend, family)
     await stem_ready(stem_backend, family)
     first = await _start(stem_backend, _spec(tmp_path, family, "first"))
     assert stem_backend.stem_statistics().ready[family] == 0  # taken, not shared
