@@ -42,12 +42,16 @@ _INLINE_MAX_STEPS = 64
 _CHECKPOINT_EVERY = 256
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """The database or a table was locked by another connection (SQLITE_BUSY, SQLITE_LOCKED)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
+
 def _store_error(exc: sqlite3.Error) -> StoreError:
     """A StoreError for a foreign sqlite3 error; full or read-only storage is a StorageFullError."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL):
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL):
         return StorageFullError()
-    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+    if _is_busy(exc):
         # The lock stayed taken (another process) past busy_timeout: retryable, nothing written.
         return StoreBusyError()
     return StoreError("the store failed")
@@ -181,7 +185,7 @@ class SqliteDriver:
             try:
                 counts = _tx(writer)
             except sqlite3.Error as exc:
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                if not _is_busy(exc):
                     raise _store_error(exc) from None
                 # The write lock is taken: wait for it on the executor, never on the loop.
             else:
